@@ -1,0 +1,33 @@
+"""What every ``python -m avmit_psych...`` command shares: one-line errors and exit codes."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .dataset.download import DownloadError
+from .dataset.schema import DatasetError
+
+#: Exit codes: 0 done, 1 failed while working (e.g. a download), 2 bad input or usage,
+#: 130 interrupted.
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the hand-written layout of descriptions and show defaults."""
+
+
+def run(main: Callable[[list[str] | None], int | None], argv=None, prog: str = "") -> int:
+    """Run a command's ``main``; turn known errors into one line on stderr and an exit code."""
+    try:
+        return int(main(argv) or 0)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DownloadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept, unfinished ones were not written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED

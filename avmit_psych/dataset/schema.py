@@ -1,0 +1,508 @@
+"""Column specifications and validation for every AVMIT CSV, in one place.
+
+The class lists, the relabelling table and the column names of every file layout the toolkit
+reads or writes live here and nowhere else. Reading goes through :func:`read_csv`, which
+accepts a UTF-8 byte-order mark and CRLF line endings, and raises :class:`DatasetError` with
+the file, the row and the column at fault for anything else that is off.
+
+Row numbers in messages count data rows from 1 (the header is not a row) and also give the
+line of the file, which is what a text editor shows.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------------------------
+# Classes (facts.md "Classes"; the index is the authors' ``label_to_int``)
+# --------------------------------------------------------------------------------------------
+TEST_CLASSES: tuple[str, ...] = (
+    "barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing",
+    "pouring", "raining", "sanding", "shredding", "sneezing", "tapping", "vacuuming", "whistling",
+)
+LABEL_TO_INT: dict[str, int] = {label: i for i, label in enumerate(TEST_CLASSES)}
+
+#: Number of AVMIT annotation classes. The paper names only the 16 test classes and the
+#: relabelled ones; the full list of 41 is published only inside ``video_ratings.csv``, so files
+#: with other class names are accepted unless a class list is given.
+N_AVMIT_CLASSES = 41
+
+#: Table 1: MIT classes that were relabelled to an AVMIT class and added to the annotation pool.
+RELABELLED_MIT_CLASSES: dict[str, tuple[str, ...]] = {
+    "giggling": ("laughing",),
+    "frying": ("cooking", "boiling"),
+    "inflating": ("blowing",),
+    "pouring": ("spilling", "drenching", "filling"),
+    "diving": ("swimming", "splashing"),
+    "raining": ("dripping",),
+}
+
+#: Rating scale: 1 = event absent, 2 = present but not most prominent, 3 = present and prominent.
+RATING_VALUES: tuple[int, ...] = (1, 2, 3)
+RATING_MEANINGS = {1: "absent (unclean)", 2: "present, not most prominent (moderately clean)",
+                   3: "present and most prominent (very clean)"}
+
+_LABEL_PATTERN = re.compile(r"^[a-z][a-z0-9_\- ]*$")
+
+
+def allowed_mit_labels(avmit_label: str) -> tuple[str, ...]:
+    """MIT labels a video shown under ``avmit_label`` may carry (itself plus Table 1)."""
+    return (avmit_label,) + RELABELLED_MIT_CLASSES.get(avmit_label, ())
+
+
+def tfrecord_filename(avmit_label: str, filename: str) -> str:
+    """``<AVMIT_label>/<video stem>.tfrecord``, as in the released files."""
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return f"{avmit_label}/{stem}.tfrecord"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+class DatasetError(ValueError):
+    """A data file (or a DataFrame standing for one) is not what the toolkit expects.
+
+    The message is one line naming the file, the row and the column at fault, what was
+    expected and how to fix it.
+    """
+
+    def __init__(self, problem: str, *, path=None, row: int | None = None,
+                 column: str | None = None, fix: str | None = None):
+        self.path, self.row, self.column, self.problem, self.fix = path, row, column, problem, fix
+        where = [str(path) if path is not None else "<data>"]
+        if row is not None:
+            where.append(f"row {row} (line {row + 1})")
+        if column is not None:
+            where.append(f"column '{column}'")
+        message = ", ".join(where) + ": " + problem
+        if fix:
+            message += f". Fix: {fix}"
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    """One column of a layout.
+
+    kind: ``str`` (non-empty text), ``text`` (may be empty), ``int``, ``float``, ``rating``
+    (1, 2 or 3), ``count`` (integer >= 0), ``label`` (a class name), ``test_label`` (one of the
+    16 test classes), ``bool``.
+    """
+
+    name: str
+    kind: str = "str"
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    columns: tuple[Column, ...]
+    unique: tuple[str, ...] = ()
+    description: str = ""
+    fix_hint: str = ""
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+RAW_RATINGS = Layout(
+    "raw ratings",
+    (
+        Column("filename"), Column("AVMIT_label", "label"), Column("MIT_label", "label"),
+        Column("video_location"), Column("rating", "rating"),
+        Column("participant", "str", required=False), Column("session", "text", required=False),
+        Column("trial", "int", required=False), Column("timestamp", "text", required=False),
+        Column("rt", "float", required=False), Column("replays", "count", required=False),
+        Column("ground_truth", "text", required=False),
+    ),
+    unique=("participant", "filename"),
+    description="one row per rating: filename, AVMIT_label, MIT_label, video_location, rating",
+)
+
+VIDEO_RATINGS = Layout(
+    "video ratings",
+    (
+        Column("filename"), Column("r1", "count"), Column("r2", "count"), Column("r3", "count"),
+        Column("AVMIT_label", "label"), Column("MIT_label", "label"), Column("video_location"),
+        Column("tfrecord_filename"),
+    ),
+    unique=("filename",),
+    description="one row per video: filename, r1, r2, r3, AVMIT_label, MIT_label, "
+                "video_location, tfrecord_filename",
+)
+
+TEST_SET = Layout(
+    "test set",
+    (
+        Column("filename"), Column("AVMIT_label", "test_label"), Column("MIT_label", "label"),
+        Column("video_location"), Column("new_filename"), Column("tfrecord_filename"),
+    ),
+    unique=("filename",),
+)
+
+#: ``AVMIT_train.csv`` / ``AVMIT_validation.csv`` as released (note the renamed columns).
+AVMIT_TRAIN = Layout(
+    "released AVMIT training",
+    (
+        Column("filename"), Column("actual_label", "label"), Column("r1", "count"),
+        Column("r2", "count"), Column("r3", "count"), Column("label", "test_label"),
+        Column("video_location"), Column("tfrecord_filename"),
+    ),
+    unique=("filename",),
+)
+
+#: ``MIT16_train.csv`` / ``MIT16_validation.csv`` as released (a leading unnamed index column).
+MIT16_TRAIN = Layout(
+    "released MIT-16 training",
+    (
+        Column("", "int", required=False), Column("filename"), Column("MIT label", "label"),
+        Column("AVMIT label", "test_label"), Column("tfrecord_filename"),
+    ),
+    unique=("filename",),
+)
+
+#: Optional inputs of test-set selection.
+FPS_METADATA = Layout("frame-rate metadata", (Column("filename"), Column("fps", "float")),
+                      unique=("filename",))
+EXCLUSIONS = Layout("manual exclusions", (Column("filename"), Column("reason", "text")),
+                    unique=("filename",))
+GROUND_TRUTH = Layout("ground-truth ratings", (Column("filename"), Column("rating", "rating")),
+                      unique=("filename",))
+
+LAYOUTS = (RAW_RATINGS, VIDEO_RATINGS, TEST_SET, AVMIT_TRAIN, MIT16_TRAIN)
+
+#: Released training layout -> video-ratings column names.
+AVMIT_TRAIN_TO_VIDEO_RATINGS = {"actual_label": "MIT_label", "label": "AVMIT_label"}
+MIT16_TO_VIDEO_RATINGS = {"MIT label": "MIT_label", "AVMIT label": "AVMIT_label"}
+
+
+def detect_layout(columns, candidates=LAYOUTS) -> Layout | None:
+    """The first layout whose required columns are all present, or None."""
+    present = set(columns)
+    for layout in candidates:
+        if set(layout.required) <= present:
+            return layout
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+def _decode(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError("file not found", path=path,
+                           fix="check the path (relative paths start in the current folder)")
+    except IsADirectoryError:
+        raise DatasetError("is a folder, not a CSV file", path=path, fix="name the CSV file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        row = line - 1 if line > 1 else None
+        raise DatasetError(
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at line {line})", path=path,
+            row=row, fix="save the file as UTF-8 CSV (e.g. 'CSV UTF-8' in a spreadsheet program)")
+
+
+def read_csv(path, layout: Layout | tuple[Layout, ...] | None = None, *,
+             classes=None) -> pd.DataFrame:
+    """Read an AVMIT CSV file and validate it against ``layout``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file (UTF-8, optionally with a byte-order mark; LF or CRLF line endings).
+    layout : Layout, tuple of Layout or None
+        The expected layout; with a tuple, the first whose required columns are present is
+        used (and reported as ``df.attrs['layout']``). None reads without validation.
+    classes : iterable of str, optional
+        The allowed AVMIT class names for ``label`` columns (default: any lower-case name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Typed columns (counts and ratings as int64); ``attrs['path']`` and ``attrs['layout']``
+        are set.
+    """
+    path = Path(path)
+    text = _decode(path)
+    if not text.strip():
+        raise DatasetError("the file is empty", path=path,
+                           fix="give a CSV file with a header row and at least one data row")
+    first_line = text.splitlines()[0]
+    try:
+        header = next(csv.reader([first_line]))
+    except csv.Error as err:  # pragma: no cover - csv.reader on one line rarely fails
+        raise DatasetError(f"header cannot be parsed ({err})", path=path, row=None)
+    if len(header) == 1:
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if delimiter in first_line:
+                raise DatasetError(
+                    f"the header is separated by {name}, not commas", path=path,
+                    fix="save the file as comma-separated CSV")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                         na_filter=False, skipinitialspace=False)
+    except pd.errors.ParserError as err:
+        match = re.search(r"line (\d+)", str(err))
+        row = int(match.group(1)) - 1 if match else None
+        raise DatasetError(f"malformed CSV ({str(err).strip()})", path=path, row=row,
+                           fix="every row needs as many comma-separated fields as the header; "
+                               "quote fields that contain commas")
+    if df.empty:
+        raise DatasetError("the file has a header but no data rows", path=path,
+                           fix="give a CSV file with at least one data row")
+    # pandas names an empty header cell 'Unnamed: 0'; the released MIT-16 files have one.
+    df.columns = ["" if str(c).startswith("Unnamed: ") else str(c).strip() for c in df.columns]
+    df.attrs["path"] = str(path)
+    if layout is None:
+        return df
+    if isinstance(layout, tuple):
+        chosen = detect_layout(df.columns, layout)
+        if chosen is None:
+            # Name the missing columns of the closest layout.
+            chosen = max(layout, key=lambda l: len(set(l.required) & set(df.columns)))
+        layout = chosen
+    return validate(df, layout, path=path, classes=classes)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def validate(df: pd.DataFrame, layout: Layout, *, path=None, classes=None) -> pd.DataFrame:
+    """Check ``df`` against ``layout``; return a copy with typed columns.
+
+    Raises
+    ------
+    DatasetError
+        For the first problem found, naming the row (1-based data row) and column.
+    """
+    path = path if path is not None else df.attrs.get("path")
+    missing = [c for c in layout.required if c not in df.columns]
+    if missing:
+        name = missing[0]
+        close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=1, cutoff=0.6)
+        hint = f"a column is named '{close[0]}': rename it to '{name}'" if close else (
+            f"the {layout.name} layout needs the columns {', '.join(layout.required)}")
+        raise DatasetError(f"required column '{name}' is missing", path=path, column=name,
+                           fix=hint)
+    out = df.copy()
+    out.attrs = dict(df.attrs)
+    allowed = set(classes) if classes is not None else None
+    for col in layout.columns:
+        if col.name not in out.columns:
+            continue
+        out[col.name] = _convert(out[col.name], col, path=path, classes=allowed)
+    _check_mit_labels(out, layout, path)
+    _check_unique(out, layout, path)
+    out.attrs["layout"] = layout.name
+    if path is not None:
+        out.attrs["path"] = str(path)
+    return out
+
+
+def _convert(series: pd.Series, col: Column, *, path, classes) -> pd.Series:
+    values = series.astype(str).str.strip() if series.dtype == object or \
+        pd.api.types.is_string_dtype(series) else series
+    kind = col.kind
+    if kind in ("int", "count", "rating", "float"):
+        if pd.api.types.is_numeric_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            text_empty = np.zeros(len(values), dtype=bool)
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            text_empty = (values == "").to_numpy()
+        bad = numbers.isna().to_numpy()
+        if bad.any():
+            i = _first_bad(bad)
+            shown = "an empty cell" if text_empty[i] else f"'{values.iloc[i]}'"
+            expected = {"rating": "a rating 1, 2 or 3", "count": "a whole number >= 0",
+                        "int": "a whole number", "float": "a number"}[kind]
+            raise DatasetError(f"expected {expected}, got {shown}", path=path, row=i + 1,
+                               column=col.name, fix="correct or remove that row")
+        if kind == "float":
+            return numbers.astype("float64")
+        arr = numbers.to_numpy(dtype="float64")
+        nonint = arr != np.round(arr)
+        if nonint.any():
+            i = _first_bad(nonint)
+            raise DatasetError(f"expected a whole number, got '{values.iloc[i]}'", path=path,
+                               row=i + 1, column=col.name, fix="correct or remove that row")
+        ints = arr.astype("int64")
+        if kind == "rating":
+            bad = ~np.isin(ints, RATING_VALUES)
+            if bad.any():
+                i = _first_bad(bad)
+                raise DatasetError(
+                    f"rating must be 1, 2 or 3, got {ints[i]}", path=path, row=i + 1,
+                    column=col.name,
+                    fix="1 = event absent, 2 = present but not most prominent, "
+                        "3 = present and most prominent")
+        if kind == "count":
+            bad = ints < 0
+            if bad.any():
+                i = _first_bad(bad)
+                raise DatasetError(f"a count cannot be negative, got {ints[i]}", path=path,
+                                   row=i + 1, column=col.name, fix="correct that row")
+        return pd.Series(ints, index=series.index, name=series.name)
+    if kind == "text":
+        return values
+    # str, label, test_label: non-empty text
+    empty = (values == "").to_numpy()
+    if empty.any():
+        i = _first_bad(empty)
+        raise DatasetError("empty cell", path=path, row=i + 1, column=col.name,
+                           fix="fill it in or remove that row")
+    if kind in ("label", "test_label"):
+        if kind == "test_label":
+            allowed, what = set(TEST_CLASSES), "one of the 16 AVMIT test classes"
+        elif classes is not None:
+            allowed, what = classes, "in the class list"
+        else:
+            allowed, what = None, None
+        uniques = pd.unique(values)
+        if allowed is not None:
+            unknown = [u for u in uniques if u not in allowed]
+            if unknown:
+                i = _first_bad((values == unknown[0]).to_numpy())
+                close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+                fix = f"did you mean '{close[0]}'?" if close else \
+                    f"use {what} ({', '.join(sorted(allowed))})"
+                raise DatasetError(f"label '{unknown[0]}' is not {what}", path=path, row=i + 1,
+                                   column=col.name, fix=fix)
+        else:
+            malformed = [u for u in uniques if not _LABEL_PATTERN.match(u)]
+            if malformed:
+                i = _first_bad((values == malformed[0]).to_numpy())
+                raise DatasetError(
+                    f"label '{malformed[0]}' is not a class name (lower-case words)",
+                    path=path, row=i + 1, column=col.name,
+                    fix="use the class names as released, e.g. 'barking'")
+    return values
+
+
+def _label_columns(layout: Layout) -> tuple[str, str] | None:
+    """(AVMIT label column, MIT label column) of a layout, if it has both."""
+    for avmit, mit in (("AVMIT_label", "MIT_label"), ("label", "actual_label"),
+                       ("AVMIT label", "MIT label")):
+        if avmit in layout.names and mit in layout.names:
+            return avmit, mit
+    return None
+
+
+def _check_mit_labels(df: pd.DataFrame, layout: Layout, path) -> None:
+    """A video's MIT label differs from its AVMIT label only as Table 1 allows."""
+    cols = _label_columns(layout)
+    if cols is None:
+        return
+    avmit, mit = cols
+    differs = (df[avmit] != df[mit]).to_numpy()
+    if not differs.any():
+        return
+    pairs = df.loc[differs, [avmit, mit]].drop_duplicates()
+    for a, m in pairs.itertuples(index=False):
+        if m not in RELABELLED_MIT_CLASSES.get(a, ()):
+            i = _first_bad(((df[avmit] == a) & (df[mit] == m)).to_numpy())
+            allowed = ", ".join(allowed_mit_labels(a))
+            raise DatasetError(
+                f"MIT label '{m}' cannot be relabelled as AVMIT class '{a}' (Table 1 allows: "
+                f"{allowed})", path=path, row=i + 1, column=mit,
+                fix="check that the label columns are not swapped or mistyped")
+
+
+def _check_unique(df: pd.DataFrame, layout: Layout, path) -> None:
+    keys = [k for k in layout.unique if k in df.columns]
+    if not keys or len(keys) != len(layout.unique):
+        return
+    dup = df.duplicated(subset=keys, keep="first").to_numpy()
+    if dup.any():
+        i = _first_bad(dup)
+        first = _first_bad(df[keys].eq(df[keys].iloc[i]).all(axis=1).to_numpy())
+        what = " and ".join(f"{k} '{df[k].iloc[i]}'" for k in keys)
+        if keys == ["participant", "filename"]:
+            problem = f"participant '{df['participant'].iloc[i]}' rated video " \
+                      f"'{df['filename'].iloc[i]}' twice (first at row {first + 1})"
+            fix = "keep one rating per participant and video"
+        else:
+            problem = f"duplicate {what} (first at row {first + 1})"
+            fix = "remove the repeated row"
+        raise DatasetError(problem, path=path, row=i + 1, column=keys[-1], fix=fix)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+def write_csv(df: pd.DataFrame, path, *, index: bool = False) -> Path:
+    """Write ``df`` as UTF-8 CSV with LF endings, via a temporary name and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            df.to_csv(fh, index=index, lineterminator="\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+@dataclass
+class OutputBatch:
+    """Stage several output files and publish them together, or not at all.
+
+    Files are written into a hidden staging folder beside the destination and moved into place
+    only by :meth:`commit`; on an exception nothing appears under the destination.
+    """
+
+    out_dir: Path
+    _staging: Path | None = field(default=None, init=False)
+    _created_dir: bool = field(default=False, init=False)
+
+    def __enter__(self) -> "OutputBatch":
+        self.out_dir = Path(self.out_dir)
+        parent = self.out_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.staging-",
+                                              dir=parent))
+        return self
+
+    def path(self, name: str) -> Path:
+        assert self._staging is not None
+        return self._staging / name
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import shutil
+        try:
+            if exc_type is None:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                for item in sorted(self._staging.iterdir()):
+                    os.replace(item, self.out_dir / item.name)
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
