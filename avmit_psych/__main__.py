@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ._cli import Formatter, run
-from .dataset import synthetic
+from .dataset import ratings, synthetic
 from .dataset.__main__ import write_synthetic
 
 COMMANDS = """\
@@ -40,17 +40,23 @@ def demo(args) -> int:
     print(f"1/4 simulating {args.n_videos:,} videos rated by {synthetic.PAPER_N_RATERS} raters")
     sim = synthetic.simulate_ratings(args.n_videos, seed=args.seed)
     inputs = write_synthetic(out / "synthetic", sim)
+    # The class filter (500 prominent-by-majority videos) is scaled with a smaller pool.
+    threshold = ratings.MIN_PROMINENT_VIDEOS_PER_CLASS
+    if args.n_videos < synthetic.PAPER_N_VIDEOS:
+        threshold = max(1, round(threshold * args.n_videos / synthetic.PAPER_N_VIDEOS))
+        print(f"    class filter scaled to {threshold} videos for the smaller pool")
     steps = [
         ("2/4 aggregating raw ratings", ["ratings", "aggregate", str(inputs["raw_ratings.csv"]),
                                          "-o", str(out / "video_ratings.csv"),
                                          "--dropped", str(out / "dropped_videos.csv")]),
         ("3/4 summarising (votes, Figure 2, reliability)",
          ["ratings", "summary", str(inputs["raw_ratings.csv"]), "--out", str(out / "summary"),
-          "--ground-truth", str(inputs["ground_truth.csv"])]),
+          "--ground-truth", str(inputs["ground_truth.csv"]),
+          "--min-class-videos", str(threshold)]),
         ("4/4 selecting the test set and training sets",
          ["ratings", "select", str(out / "video_ratings.csv"), "--out",
           str(out / "selection"), "--seed", str(args.seed), "--fps", str(inputs["fps.csv"]),
-          "--exclude", str(inputs["exclusions.csv"])]),
+          "--exclude", str(inputs["exclusions.csv"]), "--min-class-videos", str(threshold)]),
     ]
     from .analysis.__main__ import main as analysis_main
     for title, argv in steps:

@@ -11,6 +11,7 @@ file's key, size, checksum (``md5:<hex>``) and download link; tests point it at 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
@@ -47,7 +48,7 @@ def fetch_record(record_url: str = RECORD_URL, *, timeout: float = 60.0) -> list
     try:
         with urllib.request.urlopen(_request(record_url), timeout=timeout) as response:
             record = json.load(response)
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise DownloadError(f"cannot read the record at {record_url} ({_reason(err)}); "
                             "check the network connection or --record-url") from err
     except json.JSONDecodeError as err:
@@ -119,7 +120,7 @@ def fetch_file(entry: RecordFile, to: Path, *, progress: bool = True,
     if offset > entry.size:
         part.unlink()
         offset = 0
-    if offset < entry.size:
+    if offset < entry.size or not part.exists():  # (an empty record file has no .part yet)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
             response = urllib.request.urlopen(_request(entry.url, headers), timeout=timeout)
@@ -128,7 +129,7 @@ def fetch_file(entry: RecordFile, to: Path, *, progress: bool = True,
                 response = None
             else:
                 raise DownloadError(f"{entry.key}: HTTP {err.code} from {entry.url}") from err
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             raise DownloadError(f"{entry.key}: cannot connect ({_reason(err)}); run the same "
                                 "command again to resume") from err
         if response is not None:
@@ -143,7 +144,10 @@ def fetch_file(entry: RecordFile, to: Path, *, progress: bool = True,
                         while True:
                             try:
                                 chunk = response.read(CHUNK_BYTES)
-                            except (OSError, urllib.error.URLError) as err:
+                            # IncompleteRead (a body cut short) is an HTTPException,
+                            # not an OSError
+                            except (OSError, urllib.error.URLError,
+                                    http.client.HTTPException) as err:
                                 raise DownloadError(
                                     f"{entry.key}: connection lost after "
                                     f"{fh.tell():,} bytes ({_reason(err)}); run the same "

@@ -282,6 +282,14 @@ def read_csv(path, layout: Layout | tuple[Layout, ...] | None = None, *,
     if isinstance(layout, tuple):
         chosen = detect_layout(df.columns, layout)
         if chosen is None:
+            other = detect_layout(df.columns, tuple(l for l in LAYOUTS if l not in layout))
+            if other is not None:
+                extra = " (a MIT-16 training file has no rating counts)" \
+                    if other is MIT16_TRAIN else ""
+                raise DatasetError(
+                    f"this is a {other.name} file{extra}; expected "
+                    f"{' or '.join(l.name for l in layout)}", path=path,
+                    fix=f"give a file with the columns {', '.join(layout[0].required)}")
             # Name the missing columns of the closest layout.
             chosen = max(layout, key=lambda l: len(set(l.required) & set(df.columns)))
         layout = chosen

@@ -1,0 +1,54 @@
+"""Shared test fixtures: the reference folder, synthetic data and an in-process CLI runner."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference"
+AVMIT_REFERENCE = REFERENCE / "avmit"
+
+
+@pytest.fixture(scope="session")
+def avmit_reference() -> Path:
+    """../shared/reference/avmit; tests using it are skipped (with the reason) when absent."""
+    if not (AVMIT_REFERENCE / "test_set.csv").exists():
+        pytest.skip(f"released AVMIT files not found at {AVMIT_REFERENCE} (a user's clone "
+                    "without ../shared/reference); CI has them")
+    return AVMIT_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def paper_scale():
+    """One AVMIT-scale synthetic campaign (57,177 videos), shared by the tests that need it."""
+    from avmit_psych.dataset import synthetic
+    return synthetic.simulate_ratings(seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_campaign():
+    from avmit_psych.dataset import synthetic
+    return synthetic.simulate_ratings(3000, seed=3)
+
+
+class CliResult:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``python -m avmit_psych.<module>`` in-process: cli('analysis', [...])."""
+    import importlib
+
+    from avmit_psych._cli import run
+
+    def invoke(module: str, argv) -> CliResult:
+        mod = importlib.import_module(f"avmit_psych.{module}.__main__" if module
+                                      else "avmit_psych.__main__")
+        code = run(mod.main, [str(a) for a in argv])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke

@@ -1,0 +1,99 @@
+"""The README's two commands, .ci/run, the demo and every command's --help."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+DEMO_COMMAND = "bash scripts/demo.sh"
+TEST_COMMAND = "bash scripts/test.sh"
+
+
+def _readme_commands():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert lines[0] == "```", "the README opens with the two setup-contract commands"
+    block = lines[1:lines.index("```", 1)]
+    return [line.split("#")[0].strip() for line in block]
+
+
+def test_readme_opens_with_exactly_the_two_commands():
+    assert _readme_commands() == [DEMO_COMMAND, TEST_COMMAND]
+
+
+def test_ci_runs_the_readme_test_command_and_nothing_else():
+    lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    commands = [line for line in lines if not line.startswith(("set ", "cd "))]
+    assert commands == [TEST_COMMAND]
+
+
+def test_setup_script_installs_what_a_fresh_machine_lacks():
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    for needed in ("xvfb", "xauth", "libportaudio2", "apt-get install",
+                   "-m venv .venv", "pip install -q -r requirements.txt", "pip install -q --no-deps -e ."):
+        assert needed in setup
+    for script in ("demo.sh", "test.sh"):
+        assert "bash scripts/setup.sh" in (REPO / "scripts" / script).read_text()
+
+
+def test_requirements_pin_the_chosen_stack():
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{line} is not pinned with =="
+            pins[name.lower()] = version
+    for package in ("psychopy", "tensorflow", "tensorflow-hub", "moviepy", "pingouin", "pandas",
+                    "numpy", "scipy", "matplotlib", "seaborn", "tqdm", "pyyaml", "statsmodels",
+                    "krippendorff", "imageio-ffmpeg"):
+        assert package in pins, package
+
+
+def test_demo_runs_the_ratings_pipeline(tmp_path, cli):
+    r = cli("", ["demo", "--out", tmp_path / "demo", "--n-videos", "20000", "--seed", "2"])
+    assert r.code == 0, r.err
+    out = tmp_path / "demo"
+    test_set = pd.read_csv(out / "selection" / "test_set.csv")
+    assert test_set.groupby("AVMIT_label").size().to_dict() == {c: 60 for c in
+                                                               sorted(test_set.AVMIT_label.unique())}
+    assert (out / "summary" / "fig2.png").stat().st_size > 20_000
+    raters = pd.read_csv(out / "summary" / "raters.csv")
+    assert len(raters) == 11 and raters["n_ground_truth"].sum() > 0
+    reliability = pd.read_csv(out / "summary" / "reliability.csv").set_index("measure")
+    assert 0.3 < reliability.loc["fleiss_kappa", "value"] < 1.0
+    dropped = pd.read_csv(out / "dropped_videos.csv")
+    assert (dropped["n_ratings"] < 3).all() and len(dropped) > 0
+    assert "demo finished" in r.out
+
+
+@pytest.mark.parametrize("argv, must_mention", [
+    (["-m", "avmit_psych", "--help"], "demo"),
+    (["-m", "avmit_psych", "demo", "--help"], "57,177 videos"),
+    (["-m", "avmit_psych.analysis", "--help"], "ratings"),
+    (["-m", "avmit_psych.analysis", "ratings", "--help"], "Example, from raw ratings"),
+    (["-m", "avmit_psych.analysis", "ratings", "aggregate", "--help"], "--min-ratings"),
+    (["-m", "avmit_psych.analysis", "ratings", "summary", "--help"], "fig2.png"),
+    (["-m", "avmit_psych.analysis", "ratings", "select", "--help"], "byte-identical"),
+    (["-m", "avmit_psych.dataset", "download", "--help"], "resumes"),
+    (["-m", "avmit_psych.dataset", "synthetic", "--help"], "raw_ratings.csv"),
+])
+def test_every_command_has_help(argv, must_mention):
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert must_mention in proc.stdout
+
+
+def test_synthetic_command_writes_its_files(tmp_path, cli):
+    r = cli("dataset", ["synthetic", "--out", tmp_path / "syn", "--n-videos", "300"])
+    assert r.code == 0, r.err
+    names = sorted(p.name for p in (tmp_path / "syn").iterdir())
+    assert names == ["exclusions.csv", "fps.csv", "ground_truth.csv", "raters.csv",
+                     "raw_ratings.csv", "video_counts.csv"]
+    counts = pd.read_csv(tmp_path / "syn" / "video_counts.csv")
+    raw = pd.read_csv(tmp_path / "syn" / "raw_ratings.csv")
+    assert counts["n_ratings"].sum() == len(raw)
