@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Callable
 
-from .dataset.download import DownloadError
+from .dataset.download import DownloadError, UnknownFileError
 from .dataset.schema import DatasetError
 
 #: Exit codes: 0 done, 1 failed while working (e.g. a download), 2 bad input or usage,
@@ -21,7 +21,7 @@ def run(main: Callable[[list[str] | None], int | None], argv=None, prog: str = "
     """Run a command's ``main``; turn known errors into one line on stderr and an exit code."""
     try:
         return int(main(argv) or 0)
-    except DatasetError as err:
+    except (DatasetError, UnknownFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DownloadError as err:

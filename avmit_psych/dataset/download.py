@@ -35,6 +35,10 @@ class DownloadError(RuntimeError):
     """A download could not be completed or verified."""
 
 
+class UnknownFileError(DownloadError):
+    """The user asked for a file the record does not have (a usage error: exit code 2)."""
+
+
 @dataclass(frozen=True)
 class RecordFile:
     key: str
@@ -100,7 +104,7 @@ def download(to, files=None, *, embeddings: bool = False, record_url: str = RECO
                                                             else [])
     missing = [name for name in wanted if name not in record]
     if missing:
-        raise DownloadError(f"not in the record: {', '.join(missing)}; available: "
+        raise UnknownFileError(f"not in the record: {', '.join(missing)}; available: "
                             f"{', '.join(sorted(record))}")
     to.mkdir(parents=True, exist_ok=True)
     return [fetch_file(record[name], to, progress=progress, timeout=timeout) for name in wanted]
