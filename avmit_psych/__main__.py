@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._cli import Formatter, run
+from ._cli import Formatter, dispatch, run
 from .dataset import ratings, synthetic
 from .dataset.__main__ import write_synthetic
 
@@ -67,8 +67,7 @@ def demo(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return dispatch(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,9 @@ def run(main: Callable[[list[str] | None], int | None], argv=None, prog: str = "
         print("interrupted; finished outputs are kept, unfinished ones were not written",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def dispatch(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
+    """Parse ``argv`` with the command's parser and call the chosen sub-command's handler."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .._cli import Formatter, run
+from .._cli import Formatter, dispatch, run
 from . import ratings_cli
 
 
@@ -18,8 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return dispatch(build_parser, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._cli import Formatter, run
+from .._cli import Formatter, dispatch, run
 from . import download, schema, synthetic
 from .schema import OutputBatch
 
@@ -80,8 +80,7 @@ def _synthetic(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return dispatch(build_parser, argv)
 
 
 if __name__ == "__main__":
