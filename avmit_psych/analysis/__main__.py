@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .._cli import Formatter, dispatch, run
-from . import ratings_cli
+from . import models_cli, ratings_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyses of AVMIT data. Each command has its own --help.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ratings_cli.add_parser(sub)
+    models_cli.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,219 @@
+"""``python -m avmit_psych.analysis {train,evaluate,predict,search,replicate}``: the DNN baselines."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .._cli import Formatter
+from ..dataset import schema
+from ..dataset.schema import DatasetError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "analysis" / "configs"
+
+TRAIN_HELP = """\
+Train one baseline model on AVMIT embeddings.
+
+CONFIG is one of the paper's 24 configurations in analysis/configs/{recognition,savc}/ (or an
+authors' released YAML, read as it is). The split CSVs may be in any released layout; their
+tfrecord_filename column is resolved under --tfrecords.
+
+  python -m avmit_psych.analysis train --config analysis/configs/recognition/yamnet_effnetb0_gru_avmit.yaml \\
+      --tfrecords AVMIT_YamNet_EffNetB0/ --train-csv AVMIT_train.csv --val-csv AVMIT_validation.csv \\
+      --out runs/yamnet_gru_avmit
+
+The output folder gets config.yaml, history.csv (one row per epoch), best.weights.h5,
+model.weights.h5 and metrics.json. Running the same command again after an interruption resumes
+from the last finished epoch. --dry-run builds the model, prints its summary and, as the last
+line, a JSON object with trainable_params.
+"""
+
+
+def _data_args(p, *, csv_flags):
+    p.add_argument("--tfrecords", required=True, type=Path, metavar="ROOT",
+                   help="TFRecord root holding <label>/<video>.tfrecord files")
+    for flag, helptext in csv_flags:
+        p.add_argument(flag, required=True, type=Path, metavar="CSV", help=helptext)
+    p.add_argument("--truncate", action="store_true",
+                   help="keep the first 7 timesteps of longer sequences instead of an error")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip rows whose TFRecord is missing or bad (listed in skipped.csv)")
+    p.add_argument("--no-cache", action="store_true", help="do not use the split cache")
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train one baseline model", description=TRAIN_HELP,
+                       formatter_class=Formatter)
+    t.add_argument("--config", required=True, type=Path, metavar="C")
+    t.add_argument("--dry-run", action="store_true",
+                   help="build the model, print its summary and trainable parameters, stop")
+    t.add_argument("--tfrecords", type=Path, metavar="ROOT")
+    t.add_argument("--train-csv", type=Path, metavar="T")
+    t.add_argument("--val-csv", type=Path, metavar="V")
+    t.add_argument("--out", type=Path, metavar="DIR")
+    t.add_argument("--epochs", type=int, help="override the config's maximum epochs")
+    t.add_argument("--seed", type=int, help="override the config's seed")
+    t.add_argument("--truncate", action="store_true")
+    t.add_argument("--skip-bad", action="store_true")
+    t.add_argument("--no-cache", action="store_true")
+    t.set_defaults(handler=_train)
+
+    e = sub.add_parser(
+        "evaluate", formatter_class=Formatter, help="test a trained model on the test set",
+        description="Evaluate a trained model on the test set: metrics.json (recognition: "
+                    "loss, top1, top5; SAVC: loss and accuracy on 1,920 fixed test pairs) and "
+                    "predictions.csv (one row per test item, p_<class> columns).")
+    e.add_argument("--model", required=True, type=Path, metavar="DIR",
+                   help="the --out folder of a finished train run")
+    _data_args(e, csv_flags=[("--test-csv", "the test set CSV")])
+    e.add_argument("--out", required=True, type=Path, metavar="DIR")
+    e.set_defaults(handler=_evaluate)
+
+    p = sub.add_parser(
+        "predict", formatter_class=Formatter, help="predictions for a stimulus suite",
+        description="Predict every stimulus of a suite (a stimulus manifest, whose rows carry "
+                    "stimulus_id, label, manipulation and level; TFRecords are found by a "
+                    "tfrecord_filename column or as <label>/<stimulus_id>.tfrecord) and write "
+                    "one predictions CSV row per stimulus.")
+    p.add_argument("--model", required=True, type=Path, metavar="DIR")
+    _data_args(p, csv_flags=[("--manifest", "the stimulus manifest")])
+    p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.set_defaults(handler=_predict)
+
+    s = sub.add_parser(
+        "search", formatter_class=Formatter, help="the paper's random hyperparameter search",
+        description="Random search with the bootstrap: each trial samples hyperparameters from "
+                    "SPACE, trains on a resample (with replacement) of the data CSVs' rows and "
+                    "scores on the out-of-bag rows (patience 8). Results are appended to "
+                    "DIR/results.csv trial by trial; running again resumes.")
+    s.add_argument("--space", required=True, type=Path, metavar="SPACE.yaml")
+    s.add_argument("--config", required=True, type=Path, metavar="C",
+                   help="the base config (embeddings, RNN, fixed values)")
+    s.add_argument("--tfrecords", required=True, type=Path, metavar="ROOT")
+    s.add_argument("--data-csv", required=True, type=Path, nargs="+", metavar="CSV",
+                   help="the data to resample (the paper: MIT16_train.csv MIT16_validation.csv)")
+    s.add_argument("--out", required=True, type=Path, metavar="DIR")
+    s.add_argument("--trials", type=int, help="override the space's number of trials")
+    s.add_argument("--epochs", type=int, help="cap each trial's epochs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-cache", action="store_true")
+    s.set_defaults(handler=_search)
+
+    r = sub.add_parser(
+        "replicate", formatter_class=Formatter, help="train and test all 24 baselines",
+        description="Train and evaluate the paper's 24 models (12 recognition, 12 SAVC) and "
+                    "print Table 6 and Table 7 with the paper's numbers beside ours. CSVS "
+                    "holds AVMIT_train.csv, AVMIT_validation.csv, MIT16_train.csv, "
+                    "MIT16_validation.csv and test_set.csv. Finished models are skipped, so "
+                    "the command resumes.")
+    r.add_argument("--tfrecords-vggish", required=True, type=Path, metavar="DIR")
+    r.add_argument("--tfrecords-yamnet", required=True, type=Path, metavar="DIR")
+    r.add_argument("--csvs", required=True, type=Path, metavar="DIR")
+    r.add_argument("--out", required=True, type=Path, metavar="DIR")
+    r.add_argument("--epochs", type=int, help="cap every model's epochs (quick runs)")
+    r.add_argument("--only", metavar="TEXT",
+                   help="only configs whose name contains TEXT (e.g. yamnet, gru_avmit)")
+    r.add_argument("--configs", type=Path, default=REPO_CONFIGS, metavar="DIR")
+    r.set_defaults(handler=_replicate)
+
+
+def _load(csv, root, args, **kw):
+    from ..dataset import tfrecords
+    return tfrecords.load_split(csv, root, truncate=getattr(args, "truncate", False),
+                                skip_bad=getattr(args, "skip_bad", False),
+                                cache=not getattr(args, "no_cache", False), **kw)
+
+
+def _report_skipped(split, out_dir: Path, what: str) -> None:
+    if len(split.skipped):
+        schema.write_csv(split.skipped, out_dir / f"skipped_{what}.csv")
+        print(f"skipped {len(split.skipped)} bad rows of the {what} CSV -> "
+              f"{out_dir / f'skipped_{what}.csv'}", file=sys.stderr)
+
+
+def _train(args) -> int:
+    from ..models import architectures, config, training
+    cfg = config.load_config(args.config)
+    if args.epochs is not None or args.seed is not None:
+        cfg = cfg.replace(**{k: v for k, v in (("epochs", args.epochs), ("seed", args.seed))
+                             if v is not None})
+    if args.dry_run:
+        model = architectures.build_model(cfg)
+        model.summary(print_fn=lambda line, **_: print(line))
+        print(json.dumps({"model": cfg.name, "task": cfg.task, "embeddings": cfg.embeddings,
+                          "rnn": cfg.rnn,
+                          "trainable_params": architectures.trainable_params(model)}))
+        return 0
+    missing = [f for f, v in (("--tfrecords", args.tfrecords), ("--train-csv", args.train_csv),
+                              ("--val-csv", args.val_csv), ("--out", args.out)) if v is None]
+    if missing:
+        raise DatasetError(f"train needs {', '.join(missing)}", path=args.config,
+                           fix="see python -m avmit_psych.analysis train --help")
+    train_split = _load(args.train_csv, args.tfrecords, args, feature_set=cfg.embeddings,
+                        timesteps=cfg.timesteps)
+    val_split = _load(args.val_csv, args.tfrecords, args, feature_set=cfg.embeddings,
+                      timesteps=cfg.timesteps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _report_skipped(train_split, args.out, "train")
+    _report_skipped(val_split, args.out, "validation")
+    result = training.train(cfg, train_split, val_split, args.out)
+    m = result.metrics
+    print(f"{cfg.name}: best epoch {m['best_epoch']} of {m['epochs_run']}, val loss "
+          f"{m['val_loss']:.4f}, val accuracy {m['val_accuracy']:.4f} -> {args.out}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..models import evaluation, training
+    cfg, model = training.load_trained(args.model)
+    split = _load(args.test_csv, args.tfrecords, args, feature_set=cfg.embeddings,
+                  timesteps=cfg.timesteps)
+    predictions, metrics = evaluation.evaluate(cfg, model, split)
+    with schema.OutputBatch(args.out) as batch:
+        schema.write_csv(predictions, batch.path("predictions.csv"))
+        batch.path("metrics.json").write_text(json.dumps(metrics, indent=2))
+        if len(split.skipped):
+            schema.write_csv(split.skipped, batch.path("skipped_test.csv"))
+    print(json.dumps(metrics))
+    return 0
+
+
+def _predict(args) -> int:
+    from ..models import evaluation, training
+    cfg, model = training.load_trained(args.model)
+    split = _load(args.manifest, args.tfrecords, args, feature_set=cfg.embeddings,
+                  timesteps=cfg.timesteps)
+    predictions, metrics = evaluation.evaluate(cfg, model, split)
+    schema.write_csv(predictions, args.out)
+    if len(split.skipped):
+        schema.write_csv(split.skipped, args.out.with_name(args.out.stem + "_skipped.csv"))
+    print(json.dumps(metrics))
+    return 0
+
+
+def _search(args) -> int:
+    from ..dataset.tfrecords import Split
+    from ..models import config, search
+    cfg = config.load_config(args.config)
+    data = Split.concat([_load(c, args.tfrecords, args, feature_set=cfg.embeddings,
+                               timesteps=cfg.timesteps) for c in args.data_csv])
+    results = search.search(cfg, data, args.space, args.out, trials=args.trials,
+                            epochs=args.epochs, seed=args.seed)
+    best = results.sort_values("oob_loss").iloc[0]
+    print(f"{len(results)} trials; best out-of-bag loss {best['oob_loss']:.4f} (trial "
+          f"{int(best['trial'])}) -> {args.out / 'results.csv'}")
+    return 0
+
+
+def _replicate(args) -> int:
+    from ..models import replicate
+    table6, table7 = replicate.replicate(
+        args.configs, csv_dir=args.csvs,
+        roots={"vggish_vgg16": args.tfrecords_vggish,
+                   "yamnet_effnetb0": args.tfrecords_yamnet},
+        out_dir=args.out, epochs=args.epochs, only=args.only)
+    print(replicate.format_table(table6, "Table 6: recognition on the AVMIT test set"))
+    print()
+    print(replicate.format_table(table7, "Table 7: SAVC on 1,920 test pairs"))
+    return 0
