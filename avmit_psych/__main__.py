@@ -14,7 +14,13 @@ commands of the toolkit:
   python -m avmit_psych demo                 run the pipeline on built-in synthetic data
   python -m avmit_psych.dataset download     fetch the AVMIT record (CSVs, embeddings)
   python -m avmit_psych.dataset synthetic    write synthetic raw ratings to try things on
+  python -m avmit_psych.dataset synthetic-embeddings   synthetic TFRecords + split CSVs
   python -m avmit_psych.analysis ratings     aggregate / summary / select annotations
+  python -m avmit_psych.analysis train       train a baseline (analysis/configs/...)
+  python -m avmit_psych.analysis evaluate    test it: metrics.json + predictions.csv
+  python -m avmit_psych.analysis predict     predictions for a stimulus manifest
+  python -m avmit_psych.analysis search      the paper's bootstrap random search
+  python -m avmit_psych.analysis replicate   all 24 baselines beside Tables 6 and 7
 """
 
 
@@ -27,17 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate an AVMIT-scale annotation campaign (57,177 videos, 11 raters), "
                     "then run the ratings pipeline on it: aggregate -> summary (votes, "
                     "Figure 2, reliability) -> select (test set, AVMIT and MIT-16 training "
-                    "sets). Every step writes what the command-line tools write.")
+                    "sets); then write synthetic embeddings as TFRecords, train the "
+                    "VGGish+VGG16 GRU baseline on them and test it (metrics and predictions). "
+                    "Every step writes what the command-line tools write.")
     d.add_argument("--out", type=Path, default=Path("demo_output"), metavar="DIR")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--n-videos", type=int, default=synthetic.PAPER_N_VIDEOS)
+    d.add_argument("--epochs", type=int, default=12, help="training epochs of the demo model")
     d.set_defaults(handler=demo)
     return parser
 
 
 def demo(args) -> int:
     out = args.out
-    print(f"1/4 simulating {args.n_videos:,} videos rated by {synthetic.PAPER_N_RATERS} raters")
+    print(f"1/7 simulating {args.n_videos:,} videos rated by {synthetic.PAPER_N_RATERS} raters")
     sim = synthetic.simulate_ratings(args.n_videos, seed=args.seed)
     inputs = write_synthetic(out / "synthetic", sim)
     # The class filter (500 prominent-by-majority videos) is scaled with a smaller pool.
@@ -46,22 +55,44 @@ def demo(args) -> int:
         threshold = max(1, round(threshold * args.n_videos / synthetic.PAPER_N_VIDEOS))
         print(f"    class filter scaled to {threshold} videos for the smaller pool")
     steps = [
-        ("2/4 aggregating raw ratings", ["ratings", "aggregate", str(inputs["raw_ratings.csv"]),
+        ("2/7 aggregating raw ratings", ["ratings", "aggregate", str(inputs["raw_ratings.csv"]),
                                          "-o", str(out / "video_ratings.csv"),
                                          "--dropped", str(out / "dropped_videos.csv")]),
-        ("3/4 summarising (votes, Figure 2, reliability)",
+        ("3/7 summarising (votes, Figure 2, reliability)",
          ["ratings", "summary", str(inputs["raw_ratings.csv"]), "--out", str(out / "summary"),
           "--ground-truth", str(inputs["ground_truth.csv"]),
           "--min-class-videos", str(threshold)]),
-        ("4/4 selecting the test set and training sets",
+        ("4/7 selecting the test set and training sets",
          ["ratings", "select", str(out / "video_ratings.csv"), "--out",
           str(out / "selection"), "--seed", str(args.seed), "--fps", str(inputs["fps.csv"]),
           "--exclude", str(inputs["exclusions.csv"]), "--min-class-videos", str(threshold)]),
     ]
     from .analysis.__main__ import main as analysis_main
-    for title, argv in steps:
+    from .dataset.__main__ import synthetic_embeddings
+
+    def run(title, argv):
         print(f"\n{title}\n$ python -m avmit_psych.analysis {' '.join(argv)}")
-        analysis_main(argv)
+        code = analysis_main(argv)
+        if code:
+            raise SystemExit(code)
+
+    for title, argv in steps:
+        run(title, argv)
+
+    emb = out / "embeddings"
+    print(f"\n5/7 writing synthetic VGGish+VGG16 embeddings as TFRecords -> {emb}")
+    splits = synthetic_embeddings(emb, seed=args.seed)
+    config = Path(__file__).resolve().parents[1] / "analysis" / "configs" / "recognition" / \
+        "vggish_vgg16_gru_avmit.yaml"
+    run("6/7 training the VGGish+VGG16 GRU baseline (Table 5) for a few epochs",
+        ["train", "--config", str(config), "--tfrecords", str(emb / "tfrecords"),
+         "--train-csv", str(splits["AVMIT_train"]), "--val-csv", str(splits["AVMIT_validation"]),
+         "--out", str(out / "models" / "vggish_vgg16_gru_avmit"), "--epochs",
+         str(args.epochs), "--seed", str(args.seed)])
+    run("7/7 testing it: metrics and per-trial predictions",
+        ["evaluate", "--model", str(out / "models" / "vggish_vgg16_gru_avmit"), "--tfrecords",
+         str(emb / "tfrecords"), "--test-csv", str(splits["test_set"]), "--out",
+         str(out / "models" / "vggish_vgg16_gru_avmit" / "test")])
     print(f"\ndemo finished: outputs in {out}/ (figure: {out / 'summary' / 'fig2.png'})")
     return 0
 

@@ -1,6 +1,7 @@
 """The README's two commands, .ci/run, the demo and every command's --help."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -55,7 +56,8 @@ def test_requirements_pin_the_chosen_stack():
 
 
 def test_demo_runs_the_ratings_pipeline(tmp_path, cli):
-    r = cli("", ["demo", "--out", tmp_path / "demo", "--n-videos", "20000", "--seed", "2"])
+    r = cli("", ["demo", "--out", tmp_path / "demo", "--n-videos", "20000", "--seed", "2",
+                 "--epochs", "3"])
     assert r.code == 0, r.err
     out = tmp_path / "demo"
     test_set = pd.read_csv(out / "selection" / "test_set.csv")
@@ -68,6 +70,14 @@ def test_demo_runs_the_ratings_pipeline(tmp_path, cli):
     assert 0.3 < reliability.loc["fleiss_kappa", "value"] < 1.0
     dropped = pd.read_csv(out / "dropped_videos.csv")
     assert (dropped["n_ratings"] < 3).all() and len(dropped) > 0
+    # the DNN part: a trained baseline, its test metrics and per-trial predictions
+    model_dir = out / "models" / "vggish_vgg16_gru_avmit"
+    history = pd.read_csv(model_dir / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    metrics = json.loads((model_dir / "test" / "metrics.json").read_text())
+    predictions = pd.read_csv(model_dir / "test" / "predictions.csv")
+    assert len(predictions) == 160 and predictions["correct"].mean() == pytest.approx(
+        metrics["top1"])
     assert "demo finished" in r.out
 
 
@@ -81,6 +91,12 @@ def test_demo_runs_the_ratings_pipeline(tmp_path, cli):
     (["-m", "avmit_psych.analysis", "ratings", "select", "--help"], "byte-identical"),
     (["-m", "avmit_psych.dataset", "download", "--help"], "resumes"),
     (["-m", "avmit_psych.dataset", "synthetic", "--help"], "raw_ratings.csv"),
+    (["-m", "avmit_psych.dataset", "synthetic-embeddings", "--help"], "TFRecord layout"),
+    (["-m", "avmit_psych.analysis", "train", "--help"], "--dry-run"),
+    (["-m", "avmit_psych.analysis", "evaluate", "--help"], "1,920"),
+    (["-m", "avmit_psych.analysis", "predict", "--help"], "manifest"),
+    (["-m", "avmit_psych.analysis", "search", "--help"], "out-of-bag"),
+    (["-m", "avmit_psych.analysis", "replicate", "--help"], "Table 6"),
 ])
 def test_every_command_has_help(argv, must_mention):
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO)

@@ -46,6 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-raters", type=int, default=synthetic.PAPER_N_RATERS)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(handler=_synthetic)
+
+    e = sub.add_parser(
+        "synthetic-embeddings", formatter_class=Formatter,
+        help="write synthetic embeddings as real TFRecords with split CSVs",
+        description="Write class-structured synthetic embedding sequences in the released "
+                    "TFRecord layout (DIR/tfrecords/<label>/<video>.tfrecord) with split CSVs in "
+                    "the released layouts (DIR/csv/AVMIT_train.csv, AVMIT_validation.csv, "
+                    "test_set.csv and, with --mit16, MIT16_train/validation.csv), to try "
+                    "training and evaluation without the real archives.")
+    e.add_argument("--out", required=True, type=Path, metavar="DIR")
+    e.add_argument("--feature-set", choices=["vggish_vgg16", "yamnet_effnetb0"],
+                   default="vggish_vgg16")
+    e.add_argument("--train-per-class", type=int, default=40)
+    e.add_argument("--val-per-class", type=int, default=10)
+    e.add_argument("--test-per-class", type=int, default=10)
+    e.add_argument("--mit16", action="store_true", help="also write MIT-16 splits")
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(handler=_synthetic_embeddings)
     return parser
 
 
@@ -75,6 +93,26 @@ def _synthetic(args) -> int:
     sim = synthetic.simulate_ratings(args.n_videos, n_raters=args.n_raters, seed=args.seed)
     paths = write_synthetic(args.out, sim)
     print(f"{len(sim.raw):,} ratings of {args.n_videos:,} videos by {args.n_raters} raters -> "
+          f"{', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def synthetic_embeddings(out: Path, *, feature_set="vggish_vgg16", train=40, val=10, test=10,
+                         mit16=False, seed=0) -> dict[str, Path]:
+    per_class = {"AVMIT_train": train, "AVMIT_validation": val}
+    if mit16:
+        per_class.update(MIT16_train=train, MIT16_validation=val)
+    per_class["test_set"] = test
+    return synthetic.write_embedding_dataset(Path(out) / "tfrecords", Path(out) / "csv",
+                                             feature_set=feature_set, per_class=per_class,
+                                             seed=seed)
+
+
+def _synthetic_embeddings(args) -> int:
+    paths = synthetic_embeddings(args.out, feature_set=args.feature_set,
+                                 train=args.train_per_class, val=args.val_per_class,
+                                 test=args.test_per_class, mit16=args.mit16, seed=args.seed)
+    print(f"{args.feature_set} TFRecords -> {args.out / 'tfrecords'}; CSVs: "
           f"{', '.join(str(p) for p in paths.values())}")
     return 0
 

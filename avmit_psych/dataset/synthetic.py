@@ -193,7 +193,7 @@ SYNTHETIC_TIMESTEPS = {"vggish_vgg16": (3, 4), "yamnet_effnetb0": (5, 7)}
 
 def simulate_embeddings(labels, feature_set: str = "vggish_vgg16", *, seed: int = 0,
                         sample_seed: int | None = None, noise: float = 1.0,
-                        class_separation: float = 0.6):
+                        class_separation: float = 0.3):
     """Class-structured embedding sequences, one per label.
 
     Each class has a prototype per modality (drawn from ``seed``); a video's timesteps are its
@@ -226,7 +226,7 @@ def simulate_embeddings(labels, feature_set: str = "vggish_vgg16", *, seed: int 
 
 def write_embedding_dataset(root, csv_dir, *, feature_set: str = "vggish_vgg16",
                             per_class: dict | None = None, seed: int = 0,
-                            noise: float = 1.0, class_separation: float = 0.6) -> dict:
+                            noise: float = 1.0, class_separation: float = 0.3) -> dict:
     """Write a synthetic embedding dataset: TFRecords under ``root`` and split CSVs in the
     released layouts under ``csv_dir``.
 
