@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from avmit_psych.dataset import synthetic, tfrecords  # noqa: E402
-from avmit_psych.dataset.schema import DatasetError  # noqa: E402
 from avmit_psych.models import (architectures, config, evaluation, paper, savc,  # noqa: E402
                                 search, training)
 from tests.conftest import REPO  # noqa: E402

@@ -1,7 +1,6 @@
 """``python -m avmit_psych.analysis {train,evaluate,predict,search,replicate}``: the DNN baselines."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path

@@ -1,7 +1,6 @@
 """``python -m avmit_psych.analysis ratings {aggregate,summary,select}``."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd

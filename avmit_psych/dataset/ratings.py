@@ -236,12 +236,9 @@ def plot_class_vote_counts(counts: pd.DataFrame, path=None, *,
                fontsize=8, frameon=False)
     fig.suptitle(f"AVMIT annotations: {int(counts['n_videos'].sum()):,} videos")
     if path is not None:
-        from pathlib import Path
-        import os
-        path = Path(path)
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        from .._atomic import atomic_path
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
     return fig
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_path, fsync_file
+
 # --------------------------------------------------------------------------------------------
 # Classes (facts.md "Classes"; the index is the authors' ``label_to_int``)
 # --------------------------------------------------------------------------------------------
@@ -466,17 +468,9 @@ def _check_unique(df: pd.DataFrame, layout: Layout, path) -> None:
 def write_csv(df: pd.DataFrame, path, *, index: bool = False) -> Path:
     """Write ``df`` as UTF-8 CSV with LF endings, via a temporary name and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=index, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        df.to_csv(fh, index=index, lineterminator="\n")
+        fsync_file(fh)
     return path
 
 

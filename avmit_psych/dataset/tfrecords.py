@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _tf
+from .._atomic import atomic_path
 from . import schema
 from .schema import DatasetError
 
@@ -94,16 +95,9 @@ def write_example(path, filename: str, label: str, audio: np.ndarray,
     """Write one video's embeddings as a GZIP TFRecord, via a temporary name and a rename."""
     tf = _tf.tensorflow()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = serialize_example(filename, label, audio, visual)
-    try:
-        with tf.io.TFRecordWriter(str(tmp), options="GZIP") as writer:
-            writer.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp), options="GZIP") as writer:
+        writer.write(data)
     return path
 
 
@@ -407,14 +401,12 @@ def load_split(csv_path, root, *, feature_set: str | None = None, timesteps: int
                             "tfrecord_path": [paths[i] for i in bad],
                             "error": [str(results[i]) for i in bad]})
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp.npz")
-        _save_npz(tmp, audio=audio, visual=visual, labels=label_idx,
-                  keep=np.asarray(good, dtype=np.int64),
-                  skipped_row=skipped["row"].to_numpy(dtype=np.int64),
-                  skipped_path=skipped["tfrecord_path"].to_numpy(dtype=str),
-                  skipped_error=skipped["error"].to_numpy(dtype=str))
-        os.replace(tmp, cache_file)
+        with atomic_path(cache_file, suffix=".npz") as tmp:
+            _save_npz(tmp, audio=audio, visual=visual, labels=label_idx,
+                      keep=np.asarray(good, dtype=np.int64),
+                      skipped_row=skipped["row"].to_numpy(dtype=np.int64),
+                      skipped_path=skipped["tfrecord_path"].to_numpy(dtype=str),
+                      skipped_error=skipped["error"].to_numpy(dtype=str))
     return Split(audio=audio, visual=visual, labels=label_idx, classes=schema.TEST_CLASSES,
                  rows=rows.iloc[good].reset_index(drop=True), skipped=skipped)
 

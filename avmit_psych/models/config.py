@@ -203,10 +203,8 @@ def from_released(raw: dict, path) -> dict:
 
 def save_config(cfg: ModelConfig, path) -> Path:
     """Write a config in our flat YAML format (via a temporary name)."""
-    import os
+    from .._atomic import atomic_path
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
     return path

@@ -8,7 +8,6 @@ probabilities ``p_congruent``/``p_incongruent``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

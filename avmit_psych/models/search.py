@@ -9,7 +9,6 @@ skips trials already there, so an interrupted search resumes.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..dataset.schema import DatasetError
+from .._atomic import fsync_file
+from ..dataset.schema import DatasetError, write_csv
 from .config import ModelConfig
 
 _SEARCHABLE = ("bottleneck", "activation", "rnn_units", "dropout", "learning_rate")
@@ -122,10 +122,8 @@ def search(cfg: ModelConfig, data, space_path, out_dir, *, trials: int | None = 
         new = not results_path.exists()
         with open(results_path, "a", encoding="utf-8", newline="") as fh:
             pd.DataFrame([row]).to_csv(fh, header=new, index=False, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            fsync_file(fh)
     results = pd.read_csv(results_path)
     results = results[results["trial"] < n_trials].sort_values("trial")
-    ranked = results.sort_values("oob_loss", kind="stable")
-    ranked.to_csv(out_dir / "ranked.csv", index=False)
+    write_csv(results.sort_values("oob_loss", kind="stable"), out_dir / "ranked.csv")
     return results.reset_index(drop=True)

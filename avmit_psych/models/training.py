@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _tf
+from .._atomic import atomic_path, fsync_file
 from ..dataset.schema import DatasetError
 from . import savc
 from .architectures import build_model, trainable_params
@@ -138,18 +139,14 @@ def _dataset(data_for_epoch, first_epoch: int, last_epoch: int, batch_size: int,
 # Checkpoints
 # --------------------------------------------------------------------------------------------
 def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        fsync_file(fh)
 
 
 def _save_weights(model, path: Path) -> None:
-    tmp = path.with_name(f".tmp.{path.name}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
 
 
 class _EpochKeeper:
@@ -203,8 +200,7 @@ def _append_history(path: Path, row: dict) -> None:
     new = not path.exists()
     with open(path, "a", encoding="utf-8", newline="") as fh:
         pd.DataFrame([row]).to_csv(fh, header=new, index=False, lineterminator="\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        fsync_file(fh)
 
 
 def _save_checkpoint(model, out_dir: Path, state: dict) -> None:
@@ -275,7 +271,6 @@ def train(cfg: ModelConfig, train_split, val_split, out_dir, *, epochs: int | No
           seed: int | None = None, verbose: int = 1, steps_per_execution: int =
           STEPS_PER_EXECUTION, callbacks=()) -> TrainResult:
     """Train one model; resume if ``out_dir`` holds an unfinished run of the same config."""
-    keras = _tf.keras()
     out_dir = Path(out_dir)
     changes = {}
     if epochs is not None:
