@@ -126,7 +126,7 @@ def test_missing_file_and_bad_select_side_inputs(tmp_path, cli):
     r = cli("analysis", ["ratings", "select", tmp_path / "vr.csv", "--out", tmp_path / "sel",
                          "--fps", tmp_path / "fps.csv"])
     assert r.code == 2
-    assert "fps.csv, row 1 (line 2), column 'fps': expected a number, got 'thirty'" in r.err
+    assert "fps.csv, row 1 (line 2), column 'fps': expected a number or an empty cell, got 'thirty'" in r.err
     (tmp_path / "x.csv").write_text("file,reason\nbarking/a.mp4,watermark\n")
     r = cli("analysis", ["ratings", "select", tmp_path / "vr.csv", "--out", tmp_path / "sel",
                          "--exclude", tmp_path / "x.csv"])

@@ -56,6 +56,9 @@ def add_parsers(sub) -> None:
     t.add_argument("--truncate", action="store_true")
     t.add_argument("--skip-bad", action="store_true")
     t.add_argument("--no-cache", action="store_true")
+    t.add_argument("--media", type=Path, metavar="media.csv",
+                   help="`features probe` output: SAVC leaves out videos without audio "
+                        "(no audio stream, or digital silence)")
     t.set_defaults(handler=_train)
 
     e = sub.add_parser(
@@ -153,6 +156,9 @@ def _train(args) -> int:
                         timesteps=cfg.timesteps)
     val_split = _load(args.val_csv, args.tfrecords, args, feature_set=cfg.embeddings,
                       timesteps=cfg.timesteps)
+    if args.media is not None:
+        for split in (train_split, val_split):
+            apply_media(split, args.media)
     args.out.mkdir(parents=True, exist_ok=True)
     _report_skipped(train_split, args.out, "train")
     _report_skipped(val_split, args.out, "validation")
@@ -161,6 +167,21 @@ def _train(args) -> int:
     print(f"{cfg.name}: best epoch {m['best_epoch']} of {m['epochs_run']}, val loss "
           f"{m['val_loss']:.4f}, val accuracy {m['val_accuracy']:.4f} -> {args.out}")
     return 0
+
+
+def apply_media(split, media_path) -> None:
+    """Mark each row's ``has_audio`` from a `features probe` table (audio stream and a peak
+    above 0); videos the table does not list keep their audio."""
+    import pandas as pd
+    table = schema.read_csv(media_path)
+    missing = [c for c in ("filename", "has_audio", "audio_peak") if c not in table.columns]
+    if missing:
+        raise DatasetError(f"required column '{missing[0]}' is missing", path=media_path,
+                           column=missing[0], fix="give the output of `features probe`")
+    t = table.set_index("filename")
+    audible = t["has_audio"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"]) & \
+        (pd.to_numeric(t["audio_peak"], errors="coerce").fillna(0) > 0)
+    split.rows["has_audio"] = split.rows["filename"].map(audible).fillna(True).astype(bool)
 
 
 def _evaluate(args) -> int:

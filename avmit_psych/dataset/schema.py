@@ -184,7 +184,10 @@ MIT16_TRAIN = Layout(
 )
 
 #: Optional inputs of test-set selection.
-FPS_METADATA = Layout("frame-rate metadata", (Column("filename"), Column("fps", "float")),
+#: ``fps`` may be empty (unknown: e.g. a video ``features probe`` could not read); such videos
+#: do not pass a frame-rate filter.
+FPS_METADATA = Layout("frame-rate metadata",
+                      (Column("filename"), Column("fps", "optional_float")),
                       unique=("filename",))
 EXCLUSIONS = Layout("manual exclusions", (Column("filename"), Column("reason", "text")),
                     unique=("filename",))
@@ -338,6 +341,18 @@ def _convert(series: pd.Series, col: Column, *, path, classes) -> pd.Series:
     values = series.astype(str).str.strip() if series.dtype == object or \
         pd.api.types.is_string_dtype(series) else series
     kind = col.kind
+    if kind == "optional_float":
+        empty = (values == "").to_numpy() if not pd.api.types.is_numeric_dtype(values) \
+            else np.zeros(len(values), dtype=bool)
+        numbers = pd.to_numeric(values.where(~empty, None) if empty.any() else values,
+                                errors="coerce")
+        bad = numbers.isna().to_numpy() & ~empty
+        if bad.any():
+            i = _first_bad(bad)
+            raise DatasetError(f"expected a number or an empty cell, got '{values.iloc[i]}'",
+                               path=path, row=i + 1, column=col.name,
+                               fix="correct or remove that row")
+        return numbers.astype("float64")
     if kind in ("int", "count", "rating", "float"):
         if pd.api.types.is_numeric_dtype(values):
             numbers = pd.to_numeric(values, errors="coerce")
