@@ -93,6 +93,8 @@ def test_demo_runs_the_ratings_pipeline(tmp_path, cli):
     (["-m", "avmit_psych.dataset", "synthetic", "--help"], "raw_ratings.csv"),
     (["-m", "avmit_psych.dataset", "synthetic-embeddings", "--help"], "TFRecord layout"),
     (["-m", "avmit_psych.analysis", "train", "--help"], "--dry-run"),
+    (["-m", "avmit_psych.features", "extract", "--help"], "extract_report.csv"),
+    (["-m", "avmit_psych.features", "probe", "--help"], "digital silence"),
     (["-m", "avmit_psych.analysis", "evaluate", "--help"], "1,920"),
     (["-m", "avmit_psych.analysis", "predict", "--help"], "manifest"),
     (["-m", "avmit_psych.analysis", "search", "--help"], "out-of-bag"),

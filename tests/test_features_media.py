@@ -177,3 +177,16 @@ def test_media_csv_works_as_frame_rate_metadata(tmp_path):
     schema.write_csv(table, tmp_path / "media.csv")
     fps = schema.read_csv(tmp_path / "media.csv", schema.FPS_METADATA)
     assert fps["fps"].iloc[0] == 30.0 and np.isnan(fps["fps"].iloc[1])
+
+
+@pytest.mark.parametrize("audio", ["stereo", "none"])
+def test_single_pass_decode_equals_separate_reads(tmp_path, audio):
+    path = make_video(tmp_path / "v.mp4", size="80x60", audio=audio)
+    info = media.probe(path)
+    frames, times, waveform, has_audio = media.decode(path, 0.48, info)
+    f2, t2 = media.read_frames(path, 0.48, info)
+    w2, h2 = media.audio_waveform(path, info)
+    np.testing.assert_array_equal(frames, f2)
+    np.testing.assert_array_equal(times, t2)
+    np.testing.assert_array_equal(waveform, w2)
+    assert has_audio == h2 == (audio != "none")

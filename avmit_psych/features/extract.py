@@ -104,8 +104,7 @@ class _Decoded:
 def _decode(job: Job, frame_interval_s: float) -> _Decoded:
     try:
         info = media.probe(job.video_path)
-        frames, _ = media.read_frames(job.video_path, frame_interval_s, info)
-        waveform, has_audio = media.audio_waveform(job.video_path, info)
+        frames, _, waveform, has_audio = media.decode(job.video_path, frame_interval_s, info)
         out = _Decoded(job, waveform, has_audio, frames, info)
         if not has_audio:
             out.notes.append(f"no audio stream: {len(waveform) / media.SAMPLE_RATE_HZ:.2f} s of "

@@ -190,34 +190,26 @@ def frame_indices(times_s: np.ndarray, fps: float, n_frames: int | None = None) 
     return idx
 
 
-def read_frames(path, interval_s: float, info: MediaInfo | None = None, *,
-                size: int = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Frames at 0, d, 2d, ...: (uint8 (k, size, size, 3) RGB, their times in seconds).
-
-    Raises
-    ------
-    MediaError
-        No video stream, unknown frame rate, or a clip shorter than one interval.
-    """
-    import cv2
-
-    info = info or probe(path)
+def _frame_plan(info: MediaInfo, interval_s: float):
     if info.width is None:
         raise MediaError("no video stream")
     if not info.fps:
         raise MediaError("unknown frame rate")
-    duration = info.duration_s
-    if duration is None:
+    if info.duration_s is None:
         raise MediaError("unknown duration")
-    if duration < interval_s:
-        raise MediaError(f"shorter ({duration:.3f} s) than one {interval_s * 1000:.0f} ms "
+    if info.duration_s < interval_s:
+        raise MediaError(f"shorter ({info.duration_s:.3f} s) than one {interval_s * 1000:.0f} ms "
                          "frame interval")
-    times = frame_times(duration, interval_s)
+    times = frame_times(info.duration_s, interval_s)
     wanted = frame_indices(times, info.fps)
     select = "+".join(f"eq(n\\,{i})" for i in sorted(set(wanted.tolist())))
-    raw = _run(["-i", str(path), "-map", "0:v:0", "-an", "-vf", f"select='{select}'",
-                "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-               "video")
+    video_args = ["-map", "0:v:0", "-vf", f"select='{select}'", "-fps_mode", "passthrough",
+                  "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    return times, wanted, video_args
+
+
+def _frames_from_raw(raw: bytes, info: MediaInfo, wanted: np.ndarray, size: int) -> np.ndarray:
+    import cv2
     frame_bytes = info.width * info.height * 3
     n = len(raw) // frame_bytes
     if n == 0:
@@ -227,5 +219,66 @@ def read_frames(path, interval_s: float, info: MediaInfo | None = None, *,
     # map each wanted index to its decoded position (a clip may end early: use the last frame)
     order = {i: k for k, i in enumerate(sorted(set(wanted.tolist())))}
     positions = np.minimum([order[i] for i in wanted], n - 1)
-    frames = np.stack([cv2.resize(decoded[p], (size, size)) for p in positions])
-    return frames, times
+    return np.stack([cv2.resize(decoded[p], (size, size)) for p in positions])
+
+
+def read_frames(path, interval_s: float, info: MediaInfo | None = None, *,
+                size: int = FRAME_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Frames at 0, d, 2d, ...: (uint8 (k, size, size, 3) RGB, their times in seconds).
+
+    Raises
+    ------
+    MediaError
+        No video stream, unknown frame rate, or a clip shorter than one interval.
+    """
+    info = info or probe(path)
+    times, wanted, video_args = _frame_plan(info, interval_s)
+    raw = _run(["-i", str(path), "-an", *video_args, "-"], "video")
+    return _frames_from_raw(raw, info, wanted, size), times
+
+
+def decode(path, interval_s: float, info: MediaInfo | None = None, *,
+           size: int = FRAME_SIZE, sample_rate_hz: int = SAMPLE_RATE_HZ):
+    """Frames and audio of one video in a single ffmpeg pass (what extraction needs).
+
+    Returns (frames, frame times, 16 kHz mono waveform, whether it came from an audio stream);
+    the same values as :func:`read_frames` and :func:`audio_waveform`.
+    """
+    import os
+    import threading
+
+    info = info or probe(path)
+    times, wanted, video_args = _frame_plan(info, interval_s)
+    if not info.has_audio:
+        frames, _ = read_frames(path, interval_s, info, size=size)
+        waveform, _ = audio_waveform(path, info, sample_rate_hz=sample_rate_hz)
+        return frames, times, waveform, False
+    channels = info.audio_channels or 2
+    read_end, write_end = os.pipe()
+    audio_chunks: list[bytes] = []
+
+    def drain():
+        with os.fdopen(read_end, "rb") as fh:
+            while chunk := fh.read(1 << 16):
+                audio_chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        proc = subprocess.Popen(
+            [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *video_args, "pipe:1",
+             "-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(channels),
+             f"pipe:{write_end}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    reader.start()
+    raw, err = proc.communicate()
+    reader.join()
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise MediaError(f"cannot decode ({(lines[-1] if lines else 'ffmpeg failed')[-160:]})")
+    frames = _frames_from_raw(raw, info, wanted, size)
+    samples = np.frombuffer(b"".join(audio_chunks), dtype="<i2")
+    samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
+    waveform = resample(to_mono_float(samples), int(info.audio_sample_rate_hz), sample_rate_hz)
+    return frames, times, waveform.astype(np.float32), True
