@@ -15,6 +15,8 @@ commands of the toolkit:
   python -m avmit_psych.dataset download     fetch the AVMIT record (CSVs, embeddings)
   python -m avmit_psych.dataset synthetic    write synthetic raw ratings to try things on
   python -m avmit_psych.dataset synthetic-embeddings   synthetic TFRecords + split CSVs
+  python -m avmit_psych.stimuli generate     manipulated stimulus suites + verified manifest
+  python -m avmit_psych.stimuli verify       measure every stimulus of a manifest
   python -m avmit_psych.features extract     embed videos into released-layout TFRecords
   python -m avmit_psych.features probe       frame rate, duration and audio of videos
   python -m avmit_psych.analysis ratings     aggregate / summary / select annotations

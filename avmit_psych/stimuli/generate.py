@@ -1,0 +1,293 @@
+"""Generating a stimulus suite: every (source video, condition) pair, encoded, journaled,
+verified, and listed in ``manifest.csv``.
+
+Each worker process takes one source video, decodes it once and makes all of its stimuli, so
+the decoding cost is shared by the suite's conditions. A finished stimulus is renamed into
+place and then appended (fsynced) to ``.journal.csv``; a rerun skips journaled stimuli whose
+file is there, so a killed run resumes. ``manifest.csv`` is written last, atomically, and lists
+only stimuli that are complete and (unless ``verify=False``) verified.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._atomic import atomic_path, fsync_file
+from ..dataset import schema
+from ..dataset.schema import DatasetError
+from ..features.media import MediaError
+from . import manipulations as M
+from .io import encode, read_clip
+from .suite import NEEDS_SOURCE_AUDIO, Condition, Suite, load_suite, stimulus_id, stimulus_seed
+
+MANIFEST_COLUMNS = ["stimulus_id", "path", "source_filename", "label", "manipulation", "level",
+                    "level_unit", "audio_source", "seed", "duration_s", "fps", "sample_rate",
+                    "sha256", "source_new_filename", "source_path", "audio_source_path",
+                    "noise_color", "container", "verified"]
+JOURNAL = ".journal.csv"
+
+
+def sources_from_test_set(test_set_csv, videos_root) -> pd.DataFrame:
+    """The source videos of a test-set CSV: ROOT/<new_filename>, ROOT/<filename> or
+    ROOT/<video_location>/<filename>, whichever exists (missing ones keep the first)."""
+    table = schema.read_csv(test_set_csv, schema.TEST_SET)
+    root = Path(videos_root)
+    paths = []
+    for row in table.itertuples(index=False):
+        candidates = [root / row.new_filename, root / row.filename,
+                      root / row.video_location / row.filename]
+        paths.append(str(next((c for c in candidates if c.exists()), candidates[0])))
+    out = table.copy()
+    out["source_path"] = paths
+    return out.reset_index(drop=True)
+
+
+def plan(suite: Suite, sources: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """One row per stimulus: id, source index, condition, output path, seed, donor."""
+    donors = None
+    if any(c.manipulation == "semantic_swap" for c in suite.conditions):
+        try:
+            donors = M.assign_donors(sources["AVMIT_label"].to_numpy(), seed=seed)
+        except ValueError as err:
+            raise DatasetError(str(err), fix="use a test set with several balanced classes")
+    rows = []
+    for i, src in sources.iterrows():
+        for cond in suite.conditions:
+            sid = stimulus_id(src["new_filename"], cond)
+            rows.append({"stimulus_id": sid, "source": i, "condition": cond,
+                         "path": sid + suite.extension, "seed": stimulus_seed(seed, sid),
+                         "donor": int(donors[i]) if cond.manipulation == "semantic_swap"
+                         else -1})
+    return pd.DataFrame(rows)
+
+
+#: audio_noise through AAC: the encoder keeps less of the noise than of the signal at low SNR,
+#: so the noise level is corrected until the SNR measured after an AAC round trip (the very
+#: audio the file will hold) is within this many dB of the request.
+SNR_CALIBRATION_DB = 0.05
+
+
+def calibrated_audio_noise(audio, rate: int, snr_db: float, *, color: str, seed: int,
+                           audio_bitrate: str = "192k", max_rounds: int = 5):
+    """``manipulations.audio_noise`` with the noise level corrected for AAC coding."""
+    from .io import aac_roundtrip
+    target = snr_db
+    mixed = None
+    added = M.unit_noise(len(audio), audio.shape[1], color, seed)
+    for _ in range(max_rounds):
+        mixed, _ = M.audio_noise(audio, rate, target, color=color, seed=seed)
+        achieved = M.measured_snr_db(aac_roundtrip(mixed, rate, audio_bitrate=audio_bitrate),
+                                     audio, rate, added_noise=added)
+        if abs(achieved - snr_db) <= SNR_CALIBRATION_DB:
+            break
+        target -= achieved - snr_db
+    return mixed
+
+
+def make_stimulus(clip, cond: Condition, seed: int, donor_clip=None, *, container: str = "mov",
+                  audio_bitrate: str = "192k"):
+    """(frames, audio) of one condition from a decoded clip (``container`` 'mp4' calibrates
+    audio noise for AAC; 'mov' holds PCM, which needs no correction)."""
+    frames, audio, rate = clip.frames, clip.audio, clip.sample_rate_hz
+    m = cond.manipulation
+    if m == "none":
+        return frames, audio
+    if m == "av_offset":
+        return frames, M.av_offset(audio, rate, cond.level)
+    if m == "audio_noise":
+        if container == "mp4":
+            return frames, calibrated_audio_noise(audio, rate, cond.level, color=cond.color,
+                                                  seed=seed, audio_bitrate=audio_bitrate)
+        mixed, _ = M.audio_noise(audio, rate, cond.level, color=cond.color, seed=seed)
+        return frames, mixed
+    if m == "visual_noise":
+        return M.visual_noise(frames, cond.level, seed=seed), audio
+    if m == "blur":
+        return M.blur(frames, cond.level), audio
+    if m == "contrast":
+        return M.contrast(frames, cond.level), audio
+    if m == "semantic_swap":
+        donor = donor_clip.audio
+        if donor_clip.sample_rate_hz != rate:
+            from ..features.media import resample
+            donor = np.stack([resample(donor[:, c], donor_clip.sample_rate_hz, rate)
+                              for c in range(donor.shape[1])], axis=1)
+        donor = M.match_channels(donor, audio.shape[1])
+        return frames, M.fit_length(donor, len(audio))
+    if m == "audio_only":
+        return M.mean_grey(frames), audio
+    if m == "visual_only":
+        return frames, M.silence(audio)
+    raise ValueError(f"unknown manipulation {m}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _work_source(task: dict) -> list[dict]:
+    """In a worker: make every pending stimulus of one source; rows for the journal."""
+    out_dir = Path(task["out_dir"])
+    results = []
+    try:
+        clip = read_clip(task["source_path"])
+    except (MediaError, OSError) as err:
+        return [{"stimulus_id": s["stimulus_id"], "error": f"source: {err}"} for s in task["stimuli"]]
+    donor_cache = {}
+    for s in task["stimuli"]:
+        cond = s["condition"]
+        try:
+            donor_clip = None
+            if cond.manipulation == "semantic_swap":
+                donor_path = s["donor_path"]
+                if donor_path not in donor_cache:
+                    donor_cache[donor_path] = read_clip(donor_path)
+                donor_clip = donor_cache[donor_path]
+                if not donor_clip.has_audio:
+                    raise MediaError("the donor video has no audio stream")
+            if not clip.has_audio and cond.manipulation in NEEDS_SOURCE_AUDIO and \
+                    task["silent_sources"] == "fail":
+                raise MediaError("the source has no audio stream (suite: silent_sources: fail)")
+            frames, audio = make_stimulus(clip, cond, s["seed"], donor_clip,
+                                          container=task["container"],
+                                          audio_bitrate=task["audio_bitrate"])
+            target = out_dir / s["path"]
+            encode(target, frames, clip.fps, audio, clip.sample_rate_hz,
+                   container=task["container"], crf=task["crf"],
+                   audio_bitrate=task["audio_bitrate"])
+            results.append({
+                "stimulus_id": s["stimulus_id"], "path": s["path"],
+                "duration_s": round(len(frames) / float(clip.fps), 6),
+                "fps": round(float(clip.fps), 6), "sample_rate": clip.sample_rate_hz,
+                "sha256": _sha256(target)})
+        except (MediaError, ValueError, RuntimeError, OSError) as err:
+            results.append({"stimulus_id": s["stimulus_id"], "error": str(err)})
+    return results
+
+
+def _check_output_folder(out_dir: Path, suite: Suite, seed: int) -> None:
+    stamp = out_dir / "suite.json"
+    mine = {"suite": suite.name, "seed": int(seed), "suite_yaml": suite.text}
+    if stamp.exists():
+        theirs = json.loads(stamp.read_text())
+        if theirs != mine:
+            what = "seed" if theirs.get("suite_yaml") == suite.text else "suite"
+            raise DatasetError(f"this folder holds stimuli of a different {what} "
+                               f"('{theirs.get('suite')}', seed {theirs.get('seed')})",
+                               path=out_dir, fix="use a new --out folder, or the same suite "
+                                                 "and --seed to resume")
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(json.dumps(mine, indent=2))
+
+
+def _read_journal(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        return pd.DataFrame(columns=["stimulus_id", "path", "duration_s", "fps", "sample_rate",
+                                     "sha256"])
+    return pd.read_csv(path, dtype={"stimulus_id": str, "path": str, "sha256": str})
+
+
+def _append_journal(path: Path, rows: list[dict]) -> None:
+    new = not path.exists()
+    cols = ["stimulus_id", "path", "duration_s", "fps", "sample_rate", "sha256"]
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        pd.DataFrame(rows, columns=cols).to_csv(fh, header=new, index=False,
+                                                lineterminator="\n")
+        fsync_file(fh)
+
+
+def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed: int = 0,
+             workers: int = 2, progress: bool = True, verify: bool = True):
+    """Make (or finish) a suite. Returns (manifest, failures, verification or None)."""
+    from tqdm.auto import tqdm
+
+    suite = load_suite(suite) if not isinstance(suite, Suite) else suite
+    out_dir = Path(out_dir)
+    _check_output_folder(out_dir, suite, seed)
+    stimuli = plan(suite, sources, seed=seed)
+    journal_path = out_dir / JOURNAL
+    journal = _read_journal(journal_path)
+    done = {r.stimulus_id for r in journal.itertuples() if (out_dir / r.path).exists()}
+    tasks = []
+    for src_index, group in stimuli.groupby("source", sort=True):
+        pending = [s for s in group.to_dict("records") if s["stimulus_id"] not in done]
+        for s in pending:
+            if s["donor"] >= 0:
+                s["donor_path"] = sources.loc[s["donor"], "source_path"]
+        if pending:
+            tasks.append({"source_path": sources.loc[src_index, "source_path"],
+                          "stimuli": pending, "out_dir": str(out_dir),
+                          "container": suite.container, "crf": suite.crf,
+                          "audio_bitrate": suite.audio_bitrate,
+                          "silent_sources": suite.silent_sources})
+    failures = []
+    bar = tqdm(total=len(stimuli), initial=len(done), unit="stimulus", desc=suite.name,
+               disable=not progress)
+    if tasks:
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(_work_source, t) for t in tasks]
+            for fut in as_completed(futures):
+                rows = fut.result()
+                ok = [r for r in rows if "error" not in r]
+                failures += [r for r in rows if "error" in r]
+                if ok:
+                    _append_journal(journal_path, ok)
+                bar.update(len(rows))
+    bar.close()
+    journal = _read_journal(journal_path).drop_duplicates("stimulus_id", keep="last")
+    manifest = _manifest(stimuli, sources, journal, out_dir, suite)
+    failures = pd.DataFrame(failures, columns=["stimulus_id", "error"])
+    verification = None
+    if verify:
+        from .verify import verify_manifest
+        verification = verify_manifest(manifest, out_dir)
+        passed = set(verification.loc[verification["ok"], "stimulus_id"])
+        manifest["verified"] = manifest["stimulus_id"].isin(passed)
+        schema.write_csv(verification, out_dir / "verify.csv")
+        manifest = manifest[manifest["verified"]]
+    schema.write_csv(manifest.reset_index(drop=True), out_dir / "manifest.csv")
+    schema.write_csv(failures, out_dir / "failures.csv")
+    return manifest.reset_index(drop=True), failures, verification
+
+
+def _manifest(stimuli: pd.DataFrame, sources: pd.DataFrame, journal: pd.DataFrame,
+              out_dir: Path, suite: Suite) -> pd.DataFrame:
+    done = journal.set_index("stimulus_id")
+    rows = []
+    for s in stimuli.itertuples(index=False):
+        if s.stimulus_id not in done.index or not (out_dir / s.path).exists():
+            continue
+        j = done.loc[s.stimulus_id]
+        src = sources.loc[s.source]
+        cond: Condition = s.condition
+        if cond.manipulation == "semantic_swap":
+            donor = sources.loc[s.donor]
+            level, unit = donor["AVMIT_label"], "donor class"
+            audio_source, audio_path = donor["filename"], donor["source_path"]
+        else:
+            level = "" if cond.level is None else cond.level
+            unit = cond.unit
+            audio_source = "" if cond.manipulation == "visual_only" else src["filename"]
+            audio_path = "" if cond.manipulation == "visual_only" else src["source_path"]
+        rows.append({
+            "stimulus_id": s.stimulus_id, "path": s.path, "source_filename": src["filename"],
+            "label": src["AVMIT_label"], "manipulation": cond.manipulation, "level": level,
+            "level_unit": unit, "audio_source": audio_source, "seed": int(s.seed),
+            "duration_s": float(j["duration_s"]), "fps": float(j["fps"]),
+            "sample_rate": int(j["sample_rate"]), "sha256": j["sha256"],
+            "source_new_filename": src["new_filename"], "source_path": src["source_path"],
+            "audio_source_path": audio_path,
+            "noise_color": cond.color if cond.manipulation == "audio_noise" else "",
+            "container": suite.container, "verified": False})
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
