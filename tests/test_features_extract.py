@@ -200,3 +200,36 @@ def test_probe_command_writes_media_csv(tmp_path, cli):
     assert media_table.loc["barking/gone.mp4", "error"] == "file not found"
     fps = schema.read_csv(tmp_path / "media.csv", schema.FPS_METADATA)  # usable by select --fps
     assert fps.set_index("filename").loc["barking/b.mp4", "fps"] == 30.0
+
+
+def test_a_stimulus_suite_goes_through_extraction_to_predictions(tmp_path, cli):
+    """stimuli generate -> features extract (manifest) -> analysis predict: one chain."""
+    from avmit_psych.dataset import synthetic
+    from avmit_psych.models import architectures, config
+    csv = synthetic.write_probe_clips(tmp_path / "videos", tmp_path / "t.csv", per_class=1,
+                                      classes=["barking", "diving"])
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nconditions:\n  none: true\n  av_offset: {levels: [200]}\n")
+    r = cli("stimuli", ["generate", "--suite", suite, "--videos", tmp_path / "videos",
+                        "--test-set", csv, "--out", tmp_path / "suite", "--quiet"])
+    assert r.code == 0, r.err
+    manifest = tmp_path / "suite" / "manifest.csv"
+    r = cli("features", _extract_args(tmp_path / "suite", manifest, tmp_path / "tfr", "vggish",
+                                      "vgg16"))
+    assert r.code == 0, r.err
+    report = pd.read_csv(tmp_path / "tfr" / "extract_report.csv")
+    assert set(report["manipulation"]) == {"none", "av_offset"}
+    assert (report["tfrecord_filename"].str.count("/") == 1).all()
+    # a (random) trained model predicts the suite, manipulation and level carried through
+    cfg = config.load_config(REPO / "analysis" / "configs" / "recognition" /
+                             "vggish_vgg16_gru_avmit.yaml")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    config.save_config(cfg, model_dir / "config.yaml")
+    architectures.build_model(cfg).save_weights(model_dir / "model.weights.h5")
+    r = cli("analysis", ["predict", "--model", model_dir, "--tfrecords", tmp_path / "tfr",
+                         "--manifest", manifest, "--out", tmp_path / "pred.csv"])
+    assert r.code == 0, r.err
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == 4 and set(pred["manipulation"]) == {"none", "av_offset"}
+    assert set(pred.loc[pred["manipulation"] == "av_offset", "level"]) == {200.0}

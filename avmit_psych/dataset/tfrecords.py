@@ -251,6 +251,12 @@ class Split:
                      np.concatenate([s.labels for s in splits]), splits[0].classes, rows)
 
 
+def manifest_tfrecord_filename(label: str, stimulus_id: str) -> str:
+    """Where a stimulus's embeddings live: ``<label>/<stimulus name>.tfrecord`` (the stimulus
+    id's last path component, so ids like ``barking/barking_1__none`` stay one level deep)."""
+    return f"{label}/{str(stimulus_id).rsplit('/', 1)[-1]}.tfrecord"
+
+
 #: CSV label column by layout (any released layout, video ratings, or a stimulus manifest).
 _LABEL_COLUMNS = ("AVMIT_label", "label", "AVMIT label")
 
@@ -271,7 +277,8 @@ def split_rows(csv_path, root) -> pd.DataFrame:
     if "tfrecord_filename" in df.columns:
         rel = df["tfrecord_filename"].astype(str)
     elif "stimulus_id" in df.columns:
-        rel = df[label_col].astype(str) + "/" + df["stimulus_id"].astype(str) + ".tfrecord"
+        rel = pd.Series([manifest_tfrecord_filename(l, s) for l, s in
+                         zip(df[label_col].astype(str), df["stimulus_id"])], index=df.index)
     else:
         raise DatasetError("no tfrecord_filename column", path=csv_path,
                            column="tfrecord_filename",

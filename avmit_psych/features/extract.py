@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..dataset import schema
 from ..dataset.schema import DatasetError
-from ..dataset.tfrecords import write_example
+from ..dataset.tfrecords import manifest_tfrecord_filename, write_example
 from . import media
 
 #: Frame interval (s) and audio model that go with each visual model in the released sets.
@@ -73,7 +73,8 @@ def plan(csv_path, videos_root, *, label_classes=None) -> list[Job]:
             video = Path(str(row.get("path", "")))
             video = video if video.is_absolute() else root / video
             filename = str(row.get("source_filename") or row["stimulus_id"])
-            tf_rel = str(row.get("tfrecord_filename") or f"{label}/{row['stimulus_id']}.tfrecord")
+            tf_rel = str(row.get("tfrecord_filename") or
+                         manifest_tfrecord_filename(label, row["stimulus_id"]))
         else:
             filename = str(row["filename"])
             candidates = [root / filename]
