@@ -110,8 +110,7 @@ def ask_participant(args):
 
 def open_window(cfg: dict, args):
     from avmit_psych.experiments import headless
-    headless.ensure_alsa_null_device()   # no-op on a machine with a sound card
-    headless.configure_psychopy_audio()
+    headless.prepare_audio(null_device=args.simulate is not None)
     if not headless.display_available():
         raise DatasetError(headless.headless_error_message())
     from psychopy import visual

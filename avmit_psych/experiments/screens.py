@@ -11,9 +11,8 @@ from pathlib import Path
 
 from .annotation import QUIT_KEY, RATING_KEYS, REPLAY_KEY
 
-_PYGLET_KEYS = {"1": "_1", "2": "_2", "3": "_3", "4": "_4", "space": "SPACE",
-                "escape": "ESCAPE", "return": "RETURN", "left": "LEFT", "right": "RIGHT",
-                "f": "F", "j": "J", "y": "Y", "n": "N"}
+_PYGLET_KEYS = {**{str(d): f"_{d}" for d in range(10)}, "space": "SPACE",
+                "escape": "ESCAPE", "return": "RETURN", "left": "LEFT", "right": "RIGHT"}
 
 
 def press(win, key: str) -> None:

@@ -1,0 +1,153 @@
+"""The human-vs-DNN test as plain Python: headphone screen, trial lists, responses, data rows.
+
+Tasks: ``classify`` (which of the 16 actions; a 4x4 grid of labelled buttons, mouse or keys,
+with confirmation) and ``correspondence`` (do sound and picture show the same action; two
+keys). Rows follow the trials data contract (``participant, session, task, block, trial,
+stimulus_id, label, manipulation, level, response, correct, rt``) plus timing columns, so
+``compare`` can stack them with model predictions.
+
+Headphone screen: the antiphase test of Woods et al. (2017, Attention, Perception &
+Psychophysics 79:2064-2072): three 200-Hz tones, one 6 dB softer, one with the right channel in
+antiphase; "which tone is softest?". Over headphones the -6 dB tone is; over loudspeakers the
+antiphase tone cancels and seems softest. Six trials, pass with at least five.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..dataset.schema import TEST_CLASSES
+
+TRIAL_COLUMNS = ["participant", "session", "task", "block", "trial", "stimulus_id", "label",
+                 "manipulation", "level", "response", "correct", "rt", "rt_from_onset",
+                 "onset", "frames_shown", "dropped_frames", "av_onset_asynchrony_ms",
+                 "playback_s", "repeat", "audio_source", "error"]
+CORRESPONDENCE_KEYS = {"same": "f", "different": "j"}
+#: keys of the 16 buttons, in TEST_CLASSES order (row by row in the 4x4 grid)
+CLASS_KEYS = tuple("1234567890abcdef")
+
+HEADPHONE_TONE_HZ = 200.0
+HEADPHONE_TONE_S = 1.0
+HEADPHONE_GAP_S = 0.5
+HEADPHONE_TRIALS = 6
+HEADPHONE_PASS = 5
+
+
+def headphone_trials(seed: int, n: int = HEADPHONE_TRIALS) -> list[tuple[str, str, str]]:
+    """Tone orders: a permutation of ('reference', 'quiet', 'antiphase') per trial, each
+    position of the quiet tone used equally often across the six trials."""
+    rng = np.random.default_rng([int(seed), 71])
+    orders = [("reference", "quiet", "antiphase"), ("reference", "antiphase", "quiet"),
+              ("quiet", "reference", "antiphase"), ("quiet", "antiphase", "reference"),
+              ("antiphase", "reference", "quiet"), ("antiphase", "quiet", "reference")]
+    picks = [orders[i % 6] for i in rng.permutation(max(n, 6))[:n]]
+    return picks
+
+
+def headphone_audio(order, *, sample_rate_hz: int = 48_000, level: float = 0.3) -> np.ndarray:
+    """Stereo audio of one headphone-screen trial (tones in ``order`` with gaps)."""
+    t = np.arange(int(HEADPHONE_TONE_S * sample_rate_hz)) / sample_rate_hz
+    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.1)  # 100-ms on/off ramps
+    tone = level * np.sin(2 * np.pi * HEADPHONE_TONE_HZ * t) * ramp
+    gap = np.zeros((int(HEADPHONE_GAP_S * sample_rate_hz), 2))
+    parts = []
+    for kind in order:
+        if kind == "reference":
+            parts.append(np.stack([tone, tone], 1))
+        elif kind == "quiet":
+            q = tone * 10 ** (-6 / 20)
+            parts.append(np.stack([q, q], 1))
+        elif kind == "antiphase":
+            parts.append(np.stack([tone, -tone], 1))
+        else:
+            raise ValueError(kind)
+        parts.append(gap)
+    return np.concatenate(parts[:-1])
+
+
+def headphone_answer(order) -> str:
+    """The correct key: the position (1-3) of the -6 dB tone."""
+    return str(list(order).index("quiet") + 1)
+
+
+def participant_rng(seed: int, participant: str, salt: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(participant.encode()), salt])
+
+
+def trial_list(manifest: pd.DataFrame, participant: str, *, seed: int = 0,
+               repeat_fraction: float = 0.0, practice_n: int = 0) -> pd.DataFrame:
+    """The participant's trials: practice first (condition 'none' when there is one), then
+    every stimulus once in a seeded per-participant random order, with ``repeat_fraction`` of
+    them shown a second time (``repeat`` True), spread through the second half."""
+    rng = participant_rng(seed, participant, 73)
+    main = manifest.iloc[rng.permutation(len(manifest))].copy()
+    main["block"], main["repeat"] = "main", False
+    n_rep = int(round(repeat_fraction * len(main)))
+    if n_rep:
+        reps = main.iloc[rng.choice(len(main), n_rep, replace=False)].copy()
+        reps["repeat"] = True
+        half = len(main) // 2
+        slots = np.sort(rng.choice(np.arange(half, len(main) + n_rep), n_rep, replace=False))
+        out = []
+        it_main, it_rep = iter(main.to_dict("records")), iter(reps.to_dict("records"))
+        for pos in range(len(main) + n_rep):
+            out.append(next(it_rep) if pos in set(slots) else next(it_main))
+        main = pd.DataFrame(out)
+    parts = []
+    if practice_n:
+        pool = manifest[manifest["manipulation"] == "none"] if \
+            (manifest["manipulation"] == "none").any() else manifest
+        practice = pool.iloc[rng.choice(len(pool), min(practice_n, len(pool)),
+                                        replace=False)].copy()
+        practice["block"], practice["repeat"] = "practice", False
+        parts.append(practice)
+    parts.append(main)
+    out = pd.concat(parts, ignore_index=True)
+    out["trial"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def correct_response(task: str, stim: dict) -> str:
+    if task == "classify":
+        return str(stim["label"])
+    congruent = stim.get("manipulation") != "semantic_swap"
+    return "same" if congruent else "different"
+
+
+def score(task: str, stim: dict, response: str) -> bool:
+    return str(response) == correct_response(task, stim)
+
+
+def grid_positions(width_px: float, height_px: float, *, top_px: float = 0.0):
+    """Centres (x, y) of the 16 buttons, TEST_CLASSES row by row, in pixels from the centre."""
+    xs = (np.arange(4) - 1.5) * width_px / 4
+    ys = top_px - (np.arange(4) + 0.5) * height_px / 4
+    return {c: (float(xs[i % 4]), float(ys[i // 4])) for i, c in enumerate(TEST_CLASSES)}
+
+
+@dataclass
+class SimulatedObserver:
+    """A participant for tests and demos: right with ``accuracy`` (less under heavy
+    manipulation), RTs log-normal; answers the headphone screen correctly."""
+
+    seed: int
+    accuracy: float = 0.8
+    rt_median_s: float = 0.8
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self):
+        self.rng = np.random.default_rng([int(self.seed), 79])
+
+    def rt(self) -> float:
+        return float(np.clip(self.rt_median_s * np.exp(self.rng.normal(0, 0.3)), 0.2, 5.0))
+
+    def respond(self, task: str, stim: dict) -> str:
+        right = correct_response(task, stim)
+        if self.rng.random() < self.accuracy:
+            return right
+        if task == "classify":
+            return str(self.rng.choice(list(TEST_CLASSES)))
+        return "different" if right == "same" else "same"
