@@ -30,6 +30,7 @@ from avmit_psych.dataset.schema import DatasetError  # noqa: E402
 from avmit_psych.experiments import annotation as A  # noqa: E402
 from avmit_psych.experiments.assignment import AssignmentDB, Video  # noqa: E402
 from avmit_psych.experiments.datafile import TrialWriter, check_participant, check_session  # noqa: E402
+from avmit_psych.features.media import MediaError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -121,6 +122,23 @@ def open_window(cfg: dict, args):
                          allowGUI=args.windowed)
 
 
+def log_failure(data_dir, participant, session, video, err) -> None:
+    """Append a video that could not be played to the session's error log (fsynced)."""
+    import csv
+    import os
+    import time
+    path = Path(data_dir) / f"sub-{participant}_ses-{session}_annotation-errors.csv"
+    new = not path.exists()
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        if new:
+            w.writerow(["timestamp", "filename", "path", "error"])
+        w.writerow([time.strftime("%Y-%m-%dT%H:%M:%S"), video.filename, video.path,
+                    f"{type(err).__name__}: {err}"])
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def block(name, table, screen, writer, participant, session, bonus, start_trial):
     """Training or screening: every video of the table once; rows already written skipped."""
     done = set(writer.completed["filename"]) if len(writer.completed) else set()
@@ -198,15 +216,23 @@ def main(argv=None) -> int:
         per_block = int(cfg.get("trials_per_block", 50))
         max_trials = cfg.get("max_trials")
         rng = np.random.default_rng([args.simulate or 0, session, 67])
+        failed: set[str] = set()
         while max_trials is None or trial < int(max_trials):
             want_gt = rng.random() < float(cfg.get("ground_truth_rate", 0.05))
-            video = db.next_video(participant, session, ground_truth=want_gt)
+            video = db.next_video(participant, session, ground_truth=want_gt, exclude=failed)
             if video is None:
                 break
+            try:
+                row = A.AnnotationTrial(video, "main").run(screen, participant=participant,
+                                                           session=session, trial=trial + 1,
+                                                           bonus=bonus)
+            except (MediaError, RuntimeError, OSError) as err:
+                # a video that fails mid-session: logged, given back, the session goes on
+                log_failure(data_dir, participant, session, video, err)
+                db.release(video.filename, participant)
+                failed.add(video.filename)
+                continue
             trial += 1
-            row = A.AnnotationTrial(video, "main").run(screen, participant=participant,
-                                                       session=session, trial=trial,
-                                                       bonus=bonus)
             main_writer.write(row)
             db.complete(video.filename, participant, row["rating"])
             if trial % per_block == 0:

@@ -88,11 +88,14 @@ def test_ground_truth_videos_and_bonus_matches(tmp_path):
     assert db.matches("P1") == 1
 
 
-def _worker(path, participant, queue):
+def _worker(path, participant, queue, start):
+    import time
     db = AssignmentDB(path, raters_per_video=1)
+    start.wait(60)  # both sessions start together
     got = []
     while (v := db.next_video(participant, 1)) is not None:
         got.append(v.filename)
+        time.sleep(0.002)  # the trial
         db.complete(v.filename, participant, 2)
     queue.put(got)
 
@@ -103,10 +106,13 @@ def test_two_processes_never_take_the_same_last_slot(tmp_path):
     db.add_videos(_videos(300))
     db.close()
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(path), p, queue)) for p in ("A", "B")]
+    queue, start = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(str(path), p, queue, start)) for p in ("A", "B")]
     for p in procs:
         p.start()
+    import time
+    time.sleep(3)  # both processes are up and waiting
+    start.set()
     results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=60)
@@ -185,3 +191,13 @@ def test_simulated_rater_is_seeded_and_accurate():
     accuracy = sum(p["rating"] == 3 for p in plans) / 300
     assert 0.8 < accuracy < 0.98
     assert any(p["early"] for p in plans) and any(p["replays"] for p in plans)
+
+
+def test_a_video_that_failed_is_given_back_and_not_offered_again(tmp_path):
+    db = AssignmentDB(tmp_path / "a.sqlite", raters_per_video=1)
+    db.add_videos(_videos(3))
+    v = db.next_video("P1", 1)
+    db.release(v.filename, "P1")
+    w = db.next_video("P1", 1, exclude={v.filename})
+    assert w.filename != v.filename
+    assert db.next_video("P2", 1).filename == v.filename  # someone else may still rate it

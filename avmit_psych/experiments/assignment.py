@@ -91,10 +91,13 @@ class AssignmentDB:
                               (filename,)).fetchone()
         return Video(*r)
 
-    def next_video(self, participant: str, session: int, *,
-                   ground_truth: bool = False) -> Video | None:
+    def next_video(self, participant: str, session: int, *, ground_truth: bool = False,
+                   exclude=()) -> Video | None:
         """The next video for this participant (the one they hold, if any), or None when no
-        video needs them. ``ground_truth`` asks for a ground-truth video when one is open."""
+        video needs them. ``ground_truth`` asks for a ground-truth video when one is open;
+        ``exclude`` names videos not to offer (e.g. ones that failed to play)."""
+        exclude = tuple(exclude)
+        skip = f" AND v.filename NOT IN ({','.join('?' * len(exclude))})" if exclude else ""
         held = self.conn.execute(
             "SELECT filename FROM ratings WHERE participant = ? AND state = 'assigned' "
             "ORDER BY assigned_at LIMIT 1", (participant,)).fetchone()
@@ -102,18 +105,18 @@ class AssignmentDB:
             return self._video(held[0])
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            open_videos = """
+            open_videos = f"""
                 SELECT v.filename FROM videos v
                 WHERE (SELECT COUNT(*) FROM ratings r WHERE r.filename = v.filename) < ?
                   AND NOT EXISTS (SELECT 1 FROM ratings r WHERE r.filename = v.filename
                                   AND r.participant = ?)
-                  AND (v.ground_truth IS NOT NULL) = ?
+                  AND (v.ground_truth IS NOT NULL) = ?{skip}
                 ORDER BY (SELECT COUNT(*) FROM ratings r WHERE r.filename = v.filename) DESC,
                          v.position LIMIT 1"""
             row = None
             for want_gt in ((True, False) if ground_truth else (False, True)):
                 row = self.conn.execute(open_videos, (self.raters_per_video, participant,
-                                                      int(want_gt))).fetchone()
+                                                      int(want_gt), *exclude)).fetchone()
                 if row:
                     break
             if row is None:
@@ -136,6 +139,13 @@ class AssignmentDB:
         gt = self.conn.execute("SELECT ground_truth FROM videos WHERE filename = ?",
                                (filename,)).fetchone()
         return gt is not None and gt[0] is not None and int(gt[0]) == int(rating)
+
+    def release(self, filename: str, participant: str) -> None:
+        """Give back a taken video (it could not be played): someone else may rate it."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("DELETE FROM ratings WHERE filename = ? AND participant = ? AND "
+                          "state = 'assigned'", (filename, participant))
+        self.conn.execute("COMMIT")
 
     def reconcile(self, participant: str, session: int, rated: dict[str, int]) -> int:
         """After a crash: ratings already in the data file (filename -> rating) that the
