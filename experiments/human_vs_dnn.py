@@ -198,7 +198,7 @@ class Screen:
 
     def respond(self, stim) -> tuple[str, float]:
         """Response screen; returns (response, time of the response)."""
-        from avmit_psych.experiments.screens import press
+        from avmit_psych.experiments.screens import mouse_down, mouse_up, press
         self.event.clearEvents()
         self.mouse.clickReset()
         start = self.core.getTime()
@@ -227,12 +227,20 @@ class Screen:
         key_to_class = dict(zip(H.CLASS_KEYS, TEST_CLASSES))
         while True:
             if planned and self.core.getTime() >= planned[1]:
-                # the simulated observer answers with the button's key, then confirms
+                # the simulated observer answers with the mouse on even trials and with the
+                # button's key on odd ones, then confirms (OK button / return)
+                use_mouse = int(stim["trial"]) % 2 == 0
                 if step == 0:
-                    press(self.win, H.CLASS_KEYS[TEST_CLASSES.index(planned[0])])
+                    if use_mouse:
+                        mouse_down(self.win, *self.positions[planned[0]])
+                    else:
+                        press(self.win, H.CLASS_KEYS[TEST_CLASSES.index(planned[0])])
                     step, planned = 1, (planned[0], self.core.getTime() + 0.05)
                 else:
-                    press(self.win, "return")
+                    if use_mouse:
+                        mouse_down(self.win, *self.ok.pos)
+                    else:
+                        press(self.win, "return")
                     planned = None
             self.prompt.draw()
             for c, (rect, label) in self.buttons.items():
@@ -257,9 +265,13 @@ class Screen:
                     if self.mouse.isPressedIn(rect):
                         chosen = c
                 if chosen and self.mouse.isPressedIn(self.ok):
+                    if self.observer:
+                        mouse_up(self.win)
                     return chosen, self.core.getTime()
                 self.mouse.clickReset()
                 while any(self.mouse.getPressed()):
+                    if self.observer:
+                        mouse_up(self.win)
                     self.win.flip()
 
 

@@ -95,6 +95,9 @@ def test_both_tasks_complete_with_contract_rows(runs, task):
     right = main.apply(lambda r: H.correct_response(task, r.to_dict()), axis=1)
     assert (main["correct"] == (main["response"] == right)).all()
     assert 0.5 < main["correct"].mean() < 1.0          # the simulated observer's accuracy
+    if task == "classify":  # even trials answered with mouse clicks, odd ones with keys
+        by_input = main.groupby(main["trial"] % 2)["correct"].mean()
+        assert len(by_input) == 2 and by_input.min() > 0.5
     assert (main["rt_from_onset"] > main["rt"]).all() and (main["frames_shown"] > 0).all()
     assert (data / f"sub-P07_ses-1_task-{task}_beh.csv.done").exists()
 

@@ -22,13 +22,20 @@ def press(win, key: str) -> None:
     win.winHandle.dispatch_event("on_key_press", symbol, 0)
 
 
-def click(win, x_pix: float, y_pix: float) -> None:
-    """Click the left mouse button at window pixel coordinates (origin at the centre)."""
+def mouse_down(win, x_pix: float, y_pix: float) -> None:
+    """Move the mouse to window pixel coordinates (origin at the centre) and press the left
+    button, as pyglet would: the pointer position, then an ``on_mouse_press`` event."""
     w, h = win.size
     px, py = int(x_pix + w / 2), int(y_pix + h / 2)
+    win.winHandle._mouse_x, win.winHandle._mouse_y = px, py
     win.winHandle.dispatch_event("on_mouse_motion", px, py, 0, 0)
     win.winHandle.dispatch_event("on_mouse_press", px, py, 1, 0)
-    win.winHandle.dispatch_event("on_mouse_release", px, py, 1, 0)
+
+
+def mouse_up(win) -> None:
+    """Release the left button where the pointer is."""
+    handle = win.winHandle
+    handle.dispatch_event("on_mouse_release", handle._mouse_x, handle._mouse_y, 1, 0)
 
 
 class Screenshots:
