@@ -25,3 +25,13 @@ def atomic_path(path, *, suffix: str = ""):
 def fsync_file(fh) -> None:
     fh.flush()
     os.fsync(fh.fileno())
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -237,37 +237,26 @@ def read_frames(path, interval_s: float, info: MediaInfo | None = None, *,
     return _frames_from_raw(raw, info, wanted, size), times
 
 
-def decode(path, interval_s: float, info: MediaInfo | None = None, *,
-           size: int = FRAME_SIZE, sample_rate_hz: int = SAMPLE_RATE_HZ):
-    """Frames and audio of one video in a single ffmpeg pass (what extraction needs).
-
-    Returns (frames, frame times, 16 kHz mono waveform, whether it came from an audio stream);
-    the same values as :func:`read_frames` and :func:`audio_waveform`.
-    """
+def video_and_audio(path, video_args: list[str], audio_args: list[str]) -> tuple[bytes, bytes]:
+    """One ffmpeg pass over ``path``: video to stdout (``video_args`` end with its output,
+    e.g. ``pipe:1``) and the first audio stream, formatted by ``audio_args``, to a second pipe
+    drained in a thread. Returns (video bytes, audio bytes)."""
     import os
     import threading
 
-    info = info or probe(path)
-    times, wanted, video_args = _frame_plan(info, interval_s)
-    if not info.has_audio:
-        frames, _ = read_frames(path, interval_s, info, size=size)
-        waveform, _ = audio_waveform(path, info, sample_rate_hz=sample_rate_hz)
-        return frames, times, waveform, False
-    channels = info.audio_channels or 2
     read_end, write_end = os.pipe()
-    audio_chunks: list[bytes] = []
+    chunks: list[bytes] = []
 
     def drain():
         with os.fdopen(read_end, "rb") as fh:
             while chunk := fh.read(1 << 16):
-                audio_chunks.append(chunk)
+                chunks.append(chunk)
 
     reader = threading.Thread(target=drain, daemon=True)
     try:
         proc = subprocess.Popen(
-            [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *video_args, "pipe:1",
-             "-map", "0:a:0", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(channels),
-             f"pipe:{write_end}"],
+            [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *video_args,
+             "-map", "0:a:0", *audio_args, f"pipe:{write_end}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write_end,))
     finally:
         os.close(write_end)
@@ -277,8 +266,27 @@ def decode(path, interval_s: float, info: MediaInfo | None = None, *,
     if proc.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise MediaError(f"cannot decode ({(lines[-1] if lines else 'ffmpeg failed')[-160:]})")
+    return raw, b"".join(chunks)
+
+
+def decode(path, interval_s: float, info: MediaInfo | None = None, *,
+           size: int = FRAME_SIZE, sample_rate_hz: int = SAMPLE_RATE_HZ):
+    """Frames and audio of one video in a single ffmpeg pass (what extraction needs).
+
+    Returns (frames, frame times, 16 kHz mono waveform, whether it came from an audio stream);
+    the same values as :func:`read_frames` and :func:`audio_waveform`.
+    """
+    info = info or probe(path)
+    times, wanted, video_args = _frame_plan(info, interval_s)
+    if not info.has_audio:
+        frames, _ = read_frames(path, interval_s, info, size=size)
+        waveform, _ = audio_waveform(path, info, sample_rate_hz=sample_rate_hz)
+        return frames, times, waveform, False
+    channels = info.audio_channels or 2
+    raw, audio = video_and_audio(path, [*video_args, "pipe:1"],
+                                 ["-f", "s16le", "-acodec", "pcm_s16le", "-ac", str(channels)])
     frames = _frames_from_raw(raw, info, wanted, size)
-    samples = np.frombuffer(b"".join(audio_chunks), dtype="<i2")
+    samples = np.frombuffer(audio, dtype="<i2")
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
     waveform = resample(to_mono_float(samples), int(info.audio_sample_rate_hz), sample_rate_hz)
     return frames, times, waveform.astype(np.float32), True

@@ -9,7 +9,6 @@ only stimuli that are complete and (unless ``verify=False``) verified.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._atomic import atomic_path, fsync_file
+from .._atomic import atomic_path, fsync_file, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError
 from ..features.media import MediaError
@@ -126,14 +125,6 @@ def make_stimulus(clip, cond: Condition, seed: int, donor_clip=None, *, containe
     raise ValueError(f"unknown manipulation {m}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _work_source(task: dict) -> list[dict]:
     """In a worker: make every pending stimulus of one source; rows for the journal."""
     out_dir = Path(task["out_dir"])
@@ -168,7 +159,7 @@ def _work_source(task: dict) -> list[dict]:
                 "stimulus_id": s["stimulus_id"], "path": s["path"],
                 "duration_s": round(len(frames) / float(clip.fps), 6),
                 "fps": round(float(clip.fps), 6), "sample_rate": clip.sample_rate_hz,
-                "sha256": _sha256(target)})
+                "sha256": sha256_file(target)})
         except (MediaError, ValueError, RuntimeError, OSError) as err:
             results.append({"stimulus_id": s["stimulus_id"], "error": str(err)})
     return results

@@ -7,7 +7,6 @@ creation time, so the same stimulus gives the same file bytes (tests check this)
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -46,41 +45,23 @@ def read_clip(path, *, default_sample_rate_hz: int = 44_100) -> Clip:
     A video without audio gets silence at ``default_sample_rate_hz`` (stereo), flagged
     ``has_audio=False``.
     """
-    import threading
-
     info = media.probe(path)
     if info.width is None or not info.fps:
         raise media.MediaError("no video stream or unknown frame rate")
     video_args = ["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    chunks: list[bytes] = []
     channels = info.audio_channels or 2
+    audio_bytes = b""
     if info.has_audio:
-        read_end, write_end = os.pipe()
-
-        def drain():
-            with os.fdopen(read_end, "rb") as fh:
-                while chunk := fh.read(1 << 16):
-                    chunks.append(chunk)
-
-        reader = threading.Thread(target=drain, daemon=True)
-        try:
-            proc = subprocess.Popen(
-                [media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), *video_args,
-                 "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(channels),
-                 f"pipe:{write_end}"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(write_end,))
-        finally:
-            os.close(write_end)
-        reader.start()
-        raw, err = proc.communicate()
-        reader.join()
+        raw, audio_bytes = media.video_and_audio(
+            path, video_args, ["-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(channels)])
     else:
         proc = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path),
                                *video_args], capture_output=True)
-        raw, err = proc.stdout, proc.stderr
-    if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
-        raise media.MediaError(f"cannot decode ({(lines[-1] if lines else 'ffmpeg failed')[-160:]})")
+        if proc.returncode != 0:
+            lines = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise media.MediaError(
+                f"cannot decode ({(lines[-1] if lines else 'ffmpeg failed')[-160:]})")
+        raw = proc.stdout
     frame_bytes = info.width * info.height * 3
     n = len(raw) // frame_bytes
     if n == 0:
@@ -88,7 +69,7 @@ def read_clip(path, *, default_sample_rate_hz: int = 44_100) -> Clip:
     frames = np.frombuffer(raw[: n * frame_bytes], np.uint8).reshape(n, info.height, info.width, 3)
     fps = exact_fps(info.fps)
     if info.has_audio:
-        samples = np.frombuffer(b"".join(chunks), dtype="<f4")
+        samples = np.frombuffer(audio_bytes, dtype="<f4")
         audio = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
         rate = int(info.audio_sample_rate_hz)
         # the audio track is cut or padded to the video's duration, sample-exact

@@ -19,12 +19,12 @@ Checks (tolerances in ``TOLERANCES``):
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .._atomic import sha256_file
 from ..features.media import MediaError
 from . import manipulations as M
 from .io import read_clip
@@ -71,14 +71,6 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_row(row: dict, out_dir: Path, source, donor=None) -> dict:
     """Measure one stimulus (``source``/``donor`` are decoded :class:`~.io.Clip` objects)."""
     result = {"stimulus_id": row["stimulus_id"], "manipulation": row["manipulation"],
@@ -92,7 +84,7 @@ def verify_row(row: dict, out_dir: Path, source, donor=None) -> dict:
     except (MediaError, OSError) as err:
         result["problems"] = f"cannot read the stimulus: {err}"
         return result
-    if _sha256(path) != row["sha256"]:
+    if sha256_file(path) != row["sha256"]:
         problems.append("sha256 differs from the manifest")
     result["frames"] = len(out.frames)
     result["duration_s"] = out.duration_s
