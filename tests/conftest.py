@@ -1,6 +1,7 @@
 """Shared test fixtures: the reference folder, synthetic data and an in-process CLI runner."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,16 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+#: Skip (without importing it) when TensorFlow is not installed. Test modules must not import
+#: TensorFlow at collection: once TF's bundled LLVM is loaded, creating an OpenGL context with
+#: Mesa's llvmpipe (Xvfb) crashes the process, so in-process window tests run first.
+requires_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                 reason="TensorFlow is not installed")
+WINDOW_TEST_FILES = ("test_player.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests that open windows in this process before anything loads TensorFlow."""
+    items.sort(key=lambda item: 0 if item.path.name in WINDOW_TEST_FILES else 1)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
+from tests.conftest import requires_tf  # noqa: E402
+
+pytestmark = requires_tf
 
 from avmit_psych import _tf  # noqa: E402
 from avmit_psych.dataset.schema import DatasetError  # noqa: E402

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("tensorflow")
+from tests.conftest import requires_tf  # noqa: E402
+
+pytestmark = requires_tf
 
 from avmit_psych.dataset import schema, tfrecords  # noqa: E402
 from tests.conftest import REPO  # noqa: E402

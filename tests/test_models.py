@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("tensorflow")
+from tests.conftest import requires_tf  # noqa: E402
+
+pytestmark = requires_tf
 
 from avmit_psych.dataset import synthetic, tfrecords  # noqa: E402
 from avmit_psych.models import (architectures, config, evaluation, paper, savc,  # noqa: E402

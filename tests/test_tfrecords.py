@@ -11,7 +11,22 @@ import pytest
 from avmit_psych.dataset import schema, synthetic, tfrecords
 from avmit_psych.dataset.schema import DatasetError
 
-tf = pytest.importorskip("tensorflow")
+from tests.conftest import requires_tf  # noqa: E402
+
+pytestmark = requires_tf
+
+
+class _LazyTensorFlow:
+    """``tf`` imported on first use, not at collection (see tests/conftest.py)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # pytest's collection probes attributes: not a reason to load
+            raise AttributeError(name)
+        import tensorflow
+        return getattr(tensorflow, name)
+
+
+tf = _LazyTensorFlow()
 
 
 def _hand_made_record(path, filename, label, audio, visual):
