@@ -65,4 +65,8 @@ WINDOW_TEST_FILES = ("test_player.py",)
 
 def pytest_collection_modifyitems(session, config, items):
     """Run the tests that open windows in this process before anything loads TensorFlow."""
+    import sys
     items.sort(key=lambda item: 0 if item.path.name in WINDOW_TEST_FILES else 1)
+    if items and items[0].path.name in WINDOW_TEST_FILES and "tensorflow" in sys.modules:
+        pytest.exit("a test module imported TensorFlow at collection; window tests would crash "
+                    "(keep TensorFlow imports inside tests)", returncode=3)

@@ -20,8 +20,8 @@ class _LazyTensorFlow:
     """``tf`` imported on first use, not at collection (see tests/conftest.py)."""
 
     def __getattr__(self, name):
-        if name.startswith("__"):  # pytest's collection probes attributes: not a reason to load
-            raise AttributeError(name)
+        if name.startswith("_") or name.startswith("pytest"):
+            raise AttributeError(name)  # pytest's collection probes attributes: do not load
         import tensorflow
         return getattr(tensorflow, name)
 
