@@ -64,9 +64,12 @@ WINDOW_TEST_FILES = ("test_player.py",)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run the tests that open windows in this process before anything loads TensorFlow."""
-    import sys
-    items.sort(key=lambda item: 0 if item.path.name in WINDOW_TEST_FILES else 1)
-    if items and items[0].path.name in WINDOW_TEST_FILES and "tensorflow" in sys.modules:
-        pytest.exit("a test module imported TensorFlow at collection; window tests would crash "
-                    "(keep TensorFlow imports inside tests)", returncode=3)
+    """Window tests cannot share a process with TensorFlow (Mesa's and TF's LLVM clash, in
+    either order): when both kinds are collected, the window tests are skipped here and
+    scripts/test.sh runs them in a process of their own."""
+    window = [i for i in items if i.path.name in WINDOW_TEST_FILES]
+    if window and len(window) < len(items):
+        skip = pytest.mark.skip(reason="opens OpenGL windows: run on its own "
+                                       "(bash scripts/test.sh does), not with TensorFlow tests")
+        for item in window:
+            item.add_marker(skip)
