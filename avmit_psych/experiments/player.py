@@ -314,7 +314,8 @@ class AVPlayer:
         if refresh_hz is not None and pace_flips is not None:
             return float(refresh_hz), bool(pace_flips)
         measured = measured_refresh_hz(self.win)
-        unthrottled = measured is None or measured > MAX_DISPLAY_REFRESH_HZ
+        unthrottled = measured is None or measured > MAX_DISPLAY_REFRESH_HZ or \
+            _software_renderer()
         if pace_flips is None:
             pace_flips = unthrottled
         if refresh_hz is None:
@@ -482,6 +483,16 @@ class AVPlayer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _software_renderer() -> bool:
+    """Mesa's software rasterisers (Xvfb) have no vertical sync, whatever rate flips reach."""
+    try:
+        from pyglet.gl import gl_info
+        renderer = (gl_info.get_renderer() or "").lower()
+    except Exception:  # no GL context information: assume a real display
+        return False
+    return any(name in renderer for name in ("llvmpipe", "softpipe", "swrast"))
 
 
 def _corner(win, anchor: str) -> tuple[float, float]:
