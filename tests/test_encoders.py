@@ -17,7 +17,7 @@ from avmit_psych.dataset.schema import DatasetError  # noqa: E402
 from avmit_psych.features import encoders, frontend  # noqa: E402
 from avmit_psych.features.encoders import AudioEncoder, VisualEncoder  # noqa: E402
 
-SR = frontend.SAMPLE_RATE_HZ
+SR = frontend.FRONT_END["vggish"].sample_rate_hz  # YAMNet's too (test_frontend.py)
 
 
 def _waveform(seconds: float, seed: int = 0) -> np.ndarray:
@@ -215,15 +215,17 @@ def test_hub_like_savedmodel_equals_the_builtin_model(request, tmp_path, clip_3s
     assert hub_enc.source == f"hub:{path}"
     emb = hub_enc.embed(clip_3s)
     assert emb.shape == (timesteps, builtin.size)
-    # same weights, and a TF front end equal to frontend.py, give the same embeddings
+    # same weights, and a TF front end equal to frontend.py (the model's own constants),
+    # give the same embeddings
     np.testing.assert_allclose(emb, builtin.embed(clip_3s), rtol=1e-4, atol=1e-4)
     assert hub_enc.embed(np.zeros(100, np.float32)).shape == (0, builtin.size)
     if name == "yamnet":  # called like the hub model: (scores, embeddings, log_mel)
         tf = _tf.tensorflow()
         scores, embeddings, log_mel = hub_enc.model(tf.constant(clip_3s))
         assert scores.shape == (timesteps, encoders.YAMNET_CLASSES)
-        np.testing.assert_allclose(log_mel.numpy(), frontend.log_mel_spectrogram(clip_3s),
-                                   atol=1e-4)
+        # YAMNet's own front end, log(mel + 0.001), not VGGish's log(mel + 0.01)
+        np.testing.assert_allclose(log_mel.numpy(),
+                                   frontend.log_mel_spectrogram(clip_3s, "yamnet"), atol=1e-4)
 
 
 def test_hub_handle_that_is_not_a_savedmodel_is_refused(tmp_path):

@@ -12,13 +12,17 @@ encoder       size    one timestep
 ``effnetb0``  1280    one RGB frame, 224 x 224, global-average-pooled last conv block
 ============  ======  =====================================================================
 
-Timesteps for a 3.0 s clip. Audio, with the built-in architectures and the front end of
-:mod:`~avmit_psych.features.frontend` (no padding: 298 STFT frames): VGGish gives 3 examples,
-YAMNet 5. The YAMNet model published on TF Hub (``https://tfhub.dev/google/yamnet/1``) pads the
-waveform before framing, so that the last patch covers the end of the clip; by its padding rule
-(``features.pad_waveform`` in tensorflow/models research/audioset/yamnet) a 3.0 s clip gives
-6 patches, not 5. That is what the hub model does, not this module: a hub handle's output is
-taken as it comes, front end included (the published YAMNet, for one, uses log(mel + 0.001)).
+The built-in architectures read each model's own published front end,
+:data:`frontend.FRONT_END <avmit_psych.features.frontend.FRONT_END>` (VGGish: log(mel + 0.01),
+examples every 960 ms, from ``vggish_params.py``; YAMNet: log(mel + 0.001), patches every
+480 ms, from ``yamnet/params.py``), so weights ported from the published models see the input
+they were trained on. Timesteps for a 3.0 s clip. Audio, with the built-in architectures (no
+padding: 298 STFT frames): VGGish gives 3 examples, YAMNet 5. The YAMNet model published on TF
+Hub (``https://tfhub.dev/google/yamnet/1``) pads the waveform before framing, so that the last
+patch covers the end of the clip; by its padding rule (``features.pad_waveform`` in
+tensorflow/models research/audioset/yamnet) a 3.0 s clip gives 6 patches, not 5. That is what
+the hub model does, not this module: a hub handle's output is taken as it comes, front end
+included.
 Visual timesteps are set by the frame sampler, not here: 4 frames every 960 ms for VGG16 and 7
 every 480 ms for EfficientNetB0.
 
@@ -70,9 +74,9 @@ AUDIO_MODELS: dict[str, int] = {"vggish": 128, "yamnet": 1024}
 VISUAL_MODELS: dict[str, int] = {"vgg16": 512, "effnetb0": 1280}
 FRAME_SIZE = 224
 
-#: One log-mel example: 96 frames of 10 ms x 64 mel bands.
-EXAMPLE_FRAMES = int(round(frontend.EXAMPLE_WINDOW_S / frontend.HOP_S))
-EXAMPLE_SHAPE = (EXAMPLE_FRAMES, frontend.N_MELS)
+#: One log-mel example: 96 frames of 10 ms x 64 mel bands, the input of both audio models
+#: (their ``frontend.FRONT_END`` entries agree on it; tests/test_frontend.py checks).
+EXAMPLE_SHAPE = frontend.FRONT_END["vggish"].example_shape
 
 #: AudioSet classes scored by the YAMNet head (only the hub-like SavedModel has one).
 YAMNET_CLASSES = 521
@@ -107,8 +111,8 @@ def _he_depthwise(keras):
 
 
 _WEIGHTS_SUFFIXES = (".weights.h5", ".h5")
-#: One second of audio: long enough for one example of either model; probes a hub model.
-_PROBE_SAMPLES = frontend.SAMPLE_RATE_HZ
+#: Seconds of audio that probe a hub model: long enough for one example of either model.
+_PROBE_S = 1.0
 
 
 def _model_key(name: str, valid) -> str:
@@ -338,8 +342,9 @@ class AudioEncoder:
 
     def _check_hub(self, handle: str) -> None:
         """Run the hub model on one second of silence, so a wrong model fails at load time."""
+        probe_samples = int(round(_PROBE_S * frontend.FRONT_END[self.name].sample_rate_hz))
         try:
-            self._hub_embed(np.zeros(_PROBE_SAMPLES, np.float32))
+            self._hub_embed(np.zeros(probe_samples, np.float32))
         except Exception as error:
             detail = " ".join(str(error).split())[:300]
             raise DatasetError(
@@ -484,13 +489,20 @@ class VisualEncoder:
 # --------------------------------------------------------------------------------------------
 # An offline stand-in for the TF Hub audio models
 # --------------------------------------------------------------------------------------------
-def _tf_log_mel(tf, waveform, constants):
-    """frontend.log_mel_spectrogram in TF ops (float64, as the NumPy front end computes)."""
-    window, hop, fft_length, hann, mel = constants
+def _tf_log_mel(tf, waveform, model: str):
+    """``frontend.log_mel_spectrogram(waveform, model)`` in TF ops (float64, as NumPy computes).
+
+    Every constant is ``model``'s entry of ``frontend.FRONT_END``, the table the NumPy front
+    end reads (tests/test_frontend.py compares the two for each model).
+    """
+    params = frontend.front_end_params(model)
+    hann = tf.constant(frontend.periodic_hann(params.window_samples), tf.float64)
+    mel = tf.constant(frontend.mel_matrix(model), tf.float64)
     x = tf.cast(waveform, tf.float64)
-    frames = tf.signal.frame(x, window, hop, pad_end=False)  # (n_frames, 400); none if short
-    spectrum = tf.abs(tf.signal.rfft(frames * hann, fft_length=[fft_length]))
-    return tf.math.log(tf.matmul(spectrum, mel) + frontend.LOG_OFFSET)
+    # (n_frames, 400); none if short
+    frames = tf.signal.frame(x, params.window_samples, params.hop_samples, pad_end=False)
+    spectrum = tf.abs(tf.signal.rfft(frames * hann, fft_length=[params.fft_length]))
+    return tf.math.log(tf.matmul(spectrum, mel) + params.log_offset)
 
 
 def save_hub_like_savedmodel(name: str, path, *, seed: int = 0) -> Path:
@@ -498,10 +510,12 @@ def save_hub_like_savedmodel(name: str, path, *, seed: int = 0) -> Path:
 
     The built-in architecture with the random weights of ``seed`` (the same weights as
     ``AudioEncoder.load(name, seed=seed)``) behind the front end of
-    :mod:`~avmit_psych.features.frontend` written in TF ops: periodic Hann window of 400
-    samples, hop 160, FFT 512, magnitude, the same mel matrix (a constant), log(x + 0.01),
-    96-frame examples every 96 (VGGish) or 48 (YAMNet) frames, no padding. ``__call__`` takes
-    a 1-D float32 waveform (shape [None]) and returns, like the hub models:
+    :mod:`~avmit_psych.features.frontend` written in TF ops, with the model's own constants
+    (``frontend.FRONT_END[name]``): periodic Hann window of 400 samples, hop 160, FFT 512,
+    magnitude, the same mel matrix (a constant), log(x + 0.01) for VGGish and log(x + 0.001)
+    for YAMNet, 96-frame examples every 96 (VGGish) or 48 (YAMNet) frames, no padding (so,
+    unlike the published YAMNet, a 3.0 s clip gives 5 patches, not 6). ``__call__`` takes a
+    1-D float32 waveform (shape [None]) and returns, like the hub models:
 
     * yamnet: ``(scores (T, 521), embeddings (T, 1024), log_mel_spectrogram (frames, 64))``,
       the scores from a random sigmoid head;
@@ -518,12 +532,7 @@ def save_hub_like_savedmodel(name: str, path, *, seed: int = 0) -> Path:
         head = keras.layers.Dense(YAMNET_CLASSES, activation="sigmoid", name="scores")
         head.build((None, AUDIO_MODELS["yamnet"]))
 
-    window = int(round(frontend.WINDOW_S * frontend.SAMPLE_RATE_HZ))
-    hop = int(round(frontend.HOP_S * frontend.SAMPLE_RATE_HZ))
-    fft_length = 1 << (window - 1).bit_length()
-    example_hop = int(round(frontend.EXAMPLE_HOP_S[key] / frontend.HOP_S))
-    hann = frontend.periodic_hann(window)
-    mel = frontend.mel_matrix(n_spectrum_bins=fft_length // 2 + 1)
+    params = frontend.front_end_params(key)
     size = AUDIO_MODELS[key]
 
     class HubLike(tf.Module):
@@ -534,10 +543,9 @@ def save_hub_like_savedmodel(name: str, path, *, seed: int = 0) -> Path:
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
         def __call__(self, waveform):
-            constants = (window, hop, fft_length, tf.constant(hann, tf.float64),
-                         tf.constant(mel, tf.float64))
-            log_mel = _tf_log_mel(tf, waveform, constants)
-            examples = tf.signal.frame(log_mel, EXAMPLE_FRAMES, example_hop, axis=0)
+            log_mel = _tf_log_mel(tf, waveform, key)
+            examples = tf.signal.frame(log_mel, params.example_frames, params.example_hop_frames,
+                                       axis=0)
             # A clip shorter than one example skips the model: a zero-row batch upsets
             # BatchNorm in a restored graph.
             embeddings = tf.cond(
