@@ -2,9 +2,10 @@
 
 The data are simulated psychometric observers (``dataset.synthetic.simulate_comparison``) on
 the default suite's 27 conditions: one trials CSV per human, one predictions CSV per model.
-Timed: the whole ``python -m avmit_psych.analysis compare`` (read, accuracy, t-tests,
-ANOVAs, error consistency with 1,000 bootstrap resamples for 1,891 pairs x 27 conditions,
-confusions, 192 psignifit fits, figures, report), in-process and as a fresh command.
+Timed: the whole ``python -m avmit_psych.analysis compare`` (read, accuracy, single-case
+tests with a bootstrap over stimuli, ANOVAs, error consistency with 1,000 bootstrap resamples
+for 1,891 pairs x 27 conditions, confusions, 192 psignifit fits, figures, report),
+in-process and as a fresh command.
 
 Target: under 30 s. Run: ``.venv/bin/python benchmarks/bench_compare.py [--repeats 2]``;
 writes benchmarks/results/compare.json.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, stats
+from scipy import stats
 
 from avmit_psych.analysis import accuracy as A
 from avmit_psych.analysis import consistency as EC
@@ -69,19 +69,9 @@ def test_accuracy_table_counts_every_observer_and_condition(study, result):
     assert len(acc) == (8 + 3) * 27
 
 
-def jzs_bf10(t, n, r=0.707):
-    """One-sample JZS Bayes factor (Rouder et al. 2009, eq. 1) by numerical integration."""
-    nu = n - 1
-
-    def integrand(g):
-        return ((1 + n * g * r ** 2) ** -0.5 * (1 + t ** 2 / ((1 + n * g * r ** 2) * nu))
-                ** (-(nu + 1) / 2) * (2 * np.pi) ** -0.5 * g ** -1.5 * np.exp(-1 / (2 * g)))
-
-    numerator = integrate.quad(integrand, 0, np.inf)[0]
-    return numerator / (1 + t ** 2 / nu) ** (-(nu + 1) / 2)
-
-
-def test_summary_t_tests_and_cis_equal_scipy_and_statsmodels(result):
+def test_summary_single_case_tests_and_cis_equal_scipy_and_statsmodels(result, study):
+    """Humans' descriptives vs scipy; each model's Crawford-Howell t vs scipy's two-sample
+    t-test with the model as a sample of one; Holm vs statsmodels; the model's percentile."""
     from statsmodels.stats.multitest import multipletests
     acc, summary = result.accuracy, result.summary
     humans = acc[acc["observer_type"] == "human"]
@@ -98,18 +88,20 @@ def test_summary_t_tests_and_cis_equal_scipy_and_statsmodels(result):
         lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
         assert abs(row.human_ci_low - lo) < TOL and abs(row.human_ci_high - hi) < TOL
         assert row.model_accuracy == mu
-        ref = stats.ttest_1samp(x, mu)
-        assert abs(row.T - ref.statistic) < TOL and abs(row.p - ref.pvalue) < TOL
+        ref = stats.ttest_ind([mu], x, equal_var=True)
+        assert abs(row.t - ref.statistic) < TOL and abs(row.p - ref.pvalue) < TOL
         assert row.dof == len(x) - 1
-        assert abs(row.cohen_d - abs(x.mean() - mu) / x.std(ddof=1)) < TOL
-        bf = jzs_bf10(ref.statistic, len(x))
-        assert abs(row.BF10 - bf) / bf < 0.01  # pingouin rounds BF10 to 3-4 digits
+        assert abs(row.model_percentile - 100 * stats.t.cdf(ref.statistic, len(x) - 1)) < TOL
+        assert abs(row.z_cc - (mu - x.mean()) / x.std(ddof=1)) < TOL
+        assert abs(row.difference - (mu - x.mean())) < TOL
+        assert row.difference_ci_low <= row.difference + 1e-9 <= row.difference_ci_high + 2e-9
         checked += 1
     assert checked == 27 * 3
     for model, rows in summary.groupby("model"):
         ref = multipletests(rows["p"], method="holm")[1]
         assert np.allclose(rows["p_holm"], ref, atol=TOL)
     assert (summary["p_holm"] >= summary["p"] - 1e-12).all()
+    assert summary["difference_ci_method"].str.contains("bootstrap over stimuli").all()
 
 
 def greenhouse_geisser(wide: np.ndarray) -> float:
@@ -127,6 +119,7 @@ def test_rm_anova_equals_statsmodels(result):
     assert set(rm.index) == {"audio_noise", "visual_noise", "av_offset"}
     for manip in rm.index:
         data = acc[(acc["observer_type"] == "human") & (acc["manipulation"] == manip)]
+        data = data.drop(columns="level").rename(columns={"level_value": "level"})
         ref = AnovaRM(data, "accuracy", "observer", within=["level"]).fit().anova_table.iloc[0]
         row = rm.loc[manip]
         assert abs(row["F"] - ref["F Value"]) < TOL * max(1, ref["F Value"])
@@ -139,44 +132,10 @@ def test_rm_anova_equals_statsmodels(result):
         assert abs(row["p_GG_corr"] - p_gg) < TOL
 
 
-def test_mixed_anova_equals_a_hand_computed_split_plot(result):
-    acc = result.accuracy
-    mixed = result.anova[result.anova["analysis"] == "mixed_anova"]
-    assert set(mixed["manipulation"]) == {"audio_noise", "visual_noise", "av_offset"}
-    for manip, rows in mixed.groupby("manipulation"):
-        d = acc[acc["manipulation"] == manip]
-        wide = d.pivot(index="observer", columns="level", values="accuracy")
-        group = d.drop_duplicates("observer").set_index("observer")["observer_type"]
-        y = wide.to_numpy()
-        g = group.reindex(wide.index).to_numpy()
-        n, k = y.shape
-        grand = y.mean()
-        subj = y.mean(1)
-        ss_between_subjects = k * np.sum((subj - grand) ** 2)
-        ss_group = sum(k * (g == lab).sum() * (y[g == lab].mean() - grand) ** 2
-                       for lab in np.unique(g))
-        ss_subj_within_group = ss_between_subjects - ss_group
-        ss_level = n * np.sum((y.mean(0) - grand) ** 2)
-        cells = {lab: y[g == lab].mean(0) for lab in np.unique(g)}
-        ss_cells = sum((g == lab).sum() * np.sum((cells[lab] - grand) ** 2) for lab in cells)
-        ss_inter = ss_cells - ss_group - ss_level
-        ss_total = np.sum((y - grand) ** 2)
-        ss_error_within = ss_total - ss_between_subjects - ss_level - ss_inter
-        n_groups = len(cells)
-        df_group, df_subj = n_groups - 1, n - n_groups
-        df_level, df_err = k - 1, (k - 1) * (n - n_groups)
-        f_group = (ss_group / df_group) / (ss_subj_within_group / df_subj)
-        f_level = (ss_level / df_level) / (ss_error_within / df_err)
-        f_inter = (ss_inter / (df_level * df_group)) / (ss_error_within / df_err)
-        got = rows.set_index("source")
-        assert abs(got.loc["observer_type", "F"] - f_group) < TOL * max(1, f_group)
-        assert abs(got.loc["level", "F"] - f_level) < TOL * max(1, f_level)
-        assert abs(got.loc["Interaction", "F"] - f_inter) < TOL * max(1, f_inter)
-        assert abs(got.loc["observer_type", "p_unc"] -
-                   stats.f.sf(f_group, df_group, df_subj)) < TOL
-        assert abs(got.loc["Interaction", "p_unc"] -
-                   stats.f.sf(f_inter, df_level, df_err)) < TOL
-        assert got.loc["level", "ddof2"] == df_err
+def test_no_anova_treats_models_as_subjects(result):
+    """Models are single cases (summary.csv), never subjects of an ANOVA."""
+    assert set(result.anova["analysis"]) == {"rm_anova"}
+    assert result.anova["n_subjects"].eq(8).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +158,7 @@ def test_an_observer_with_itself_gives_one(study):
     one = t[t["participant"] == "S01"]
     twin = one.assign(participant="S01_twin")
     obs = load_observations_from_frames(pd.concat([one, twin]))
-    pairs = EC.error_consistency(obs.trials, n_boot=100)
+    pairs = EC.error_consistency(obs.trials, observer_type="observer_type", n_boot=100)
     assert len(pairs) == 27
     assert (pairs["kappa"] == 1.0).all()
     assert (pairs["ci_low"] == 1.0).all() and (pairs["ci_high"] == 1.0).all()
@@ -231,7 +190,8 @@ def test_independent_observers_have_kappa_near_zero():
 
 def test_matrix_path_equals_pairwise_computation_and_ci_holds_kappa(study):
     obs = load_observations([study["humans"]], [study["models"]])
-    pairs = EC.error_consistency(obs.trials, n_boot=200, seed=3)
+    pairs = EC.error_consistency(obs.trials, observer_type="observer_type", n_boot=200,
+                                 seed=3)
     t = obs.trials
     for row in pairs.sample(40, random_state=0).itertuples(index=False):
         a = t[(t["observer"] == row.observer_a) & (t["condition"] == row.condition)]
@@ -305,7 +265,7 @@ def test_model_vs_human_layout_gives_subject_accuracies_and_kappa(tmp_path):
     acc = res.accuracy.set_index(["observer", "condition"])["accuracy"]
     for subj, by_cond in correct.items():
         for cond, right in by_cond.items():
-            assert acc[(subj, f"cop={float(cond):g}")] == pytest.approx(np.mean(right))
+            assert acc[(f"cop:{subj}", f"cop={float(cond):g}")] == pytest.approx(np.mean(right))
     pairs = res.pairs.set_index("condition")
     for cond in ("0", "3"):
         ref = EC.pair_consistency(np.array(correct["subject-01"][cond], bool),
@@ -416,7 +376,9 @@ def test_compare_command_writes_every_output(study, tmp_path, cli):
         assert f"]({figure})" in report
     assert "8 human observer(s), 3 model(s)" in report
     assert "humans with models: mean kappa" in report
-    assert "Holm" in report and "F(" in report
+    assert "Holm" in report and "F(" in report and "Crawford & Howell" in report
+    for model in ("model_01", "model_02", "model_03"):
+        assert f"- **{model}**: below the humans in" in report
     assert "none" in r.out and "error consistency (mean kappa)" in r.out
     conf = pd.read_csv(out / "confusions.csv")
     assert set(conf["group"]) == {"humans", "models", "model_01", "model_02", "model_03"}
@@ -425,9 +387,10 @@ def test_compare_command_writes_every_output(study, tmp_path, cli):
     assert (corr["r_all"] > 0.9).all()   # shared class-specific confusions in the simulation
     summary = pd.read_csv(out / "error_consistency_summary.csv")
     allc = summary[summary["condition"] == "all"].set_index("pair_type")
-    assert allc.loc["human-human", "n_pairs"] == 27 * 28
-    assert allc.loc["human-model", "n_pairs"] == 27 * 24
-    assert allc.loc["model-model", "n_pairs"] == 27 * 3
+    # kappa is averaged over each pair's conditions, then over pairs
+    assert allc.loc["human-human", "n_pairs"] == 28
+    assert allc.loc["human-model", "n_pairs"] == 24
+    assert allc.loc["model-model", "n_pairs"] == 3
     assert allc["mean_kappa"].between(0.05, 0.6).all()  # shared stimulus difficulty
 
 

@@ -1,16 +1,12 @@
-"""Accuracy per observer and condition, humans against models, and ANOVAs over levels.
+"""Accuracy per observer and condition, and the humans' ANOVA over levels.
 
 - :func:`wilson_interval`: the Wilson score interval (Wilson 1927) of a binomial proportion;
   tested against ``scipy.stats.binomtest(...).proportion_ci(method='wilson')``.
 - :func:`accuracy_table`: per observer x condition counts, accuracy and Wilson 95% CI.
-- :func:`human_model_tests`: per condition the humans' mean, SD, SEM and t-based 95% CI, and a
-  one-sample t-test of the human accuracies against each model's accuracy (pingouin:
-  T, dof, p, Cohen's d, BF10), Holm-corrected across conditions for each model; tested against
-  ``scipy.stats.ttest_1samp``.
-- :func:`level_anovas`: a repeated-measures ANOVA of human accuracy over the levels of each
-  manipulation (Greenhouse-Geisser corrected p and Mauchly's test), and a mixed ANOVA
-  (observer type between, level within) when there are at least two models; tested against
-  ``statsmodels.stats.anova.AnovaRM`` and a hand computation of the split-plot sums of squares.
+- :func:`level_anovas`: a repeated-measures ANOVA of human accuracy over the numeric levels of
+  each manipulation (pingouin; Greenhouse-Geisser corrected p and Mauchly's test); tested
+  against ``statsmodels.stats.anova.AnovaRM``. Models are not subjects of an ANOVA: they are
+  compared with the human sample one by one (:mod:`~avmit_psych.analysis.single_case`).
 """
 from __future__ import annotations
 
@@ -23,10 +19,7 @@ from scipy import stats
 from .observers import condition_table
 
 ACCURACY_COLUMNS = ["observer", "observer_type", "condition", "manipulation", "level",
-                    "n_trials", "n_correct", "accuracy", "ci_low", "ci_high"]
-SUMMARY_COLUMNS = ["condition", "manipulation", "level", "n_humans", "human_mean", "human_sd",
-                   "human_sem", "human_ci_low", "human_ci_high", "model", "model_accuracy",
-                   "T", "dof", "p", "p_holm", "cohen_d", "BF10"]
+                    "level_value", "n_trials", "n_correct", "accuracy", "ci_low", "ci_high"]
 ANOVA_COLUMNS = ["analysis", "manipulation", "source", "SS", "ddof1", "ddof2", "MS", "F",
                  "p_unc", "p_GG_corr", "eps", "sphericity", "W_spher", "p_spher", "effect_size",
                  "effect_size_type", "n_subjects", "n_levels"]
@@ -53,75 +46,11 @@ def accuracy_table(trials: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     out["ci_low"], out["ci_high"] = wilson_interval(out["n_correct"], out["n_trials"],
                                                     confidence)
     conds = condition_table(trials)
-    out = out.merge(conds.rename(columns={"level_value": "level"}), on="condition", how="left")
+    out = out.merge(conds, on="condition", how="left")
     rank = {c: i for i, c in enumerate(conds["condition"])}
     out = out.assign(_t=out["observer_type"] != "human", _c=out["condition"].map(rank))
     out = out.sort_values(["_t", "observer", "_c"]).drop(columns=["_t", "_c"])
     return out[ACCURACY_COLUMNS].reset_index(drop=True)
-
-
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p values (NaNs kept out of the family)."""
-    import pingouin as pg
-    p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = pg.multicomp(p[ok], method="holm")[1]
-    return out
-
-
-def _human_describe(acc: np.ndarray, confidence: float) -> dict:
-    n = len(acc)
-    mean = float(np.mean(acc)) if n else np.nan
-    sd = float(np.std(acc, ddof=1)) if n > 1 else np.nan
-    sem = sd / np.sqrt(n) if n > 1 else np.nan
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sem if n > 1 else np.nan
-    return {"n_humans": n, "human_mean": mean, "human_sd": sd, "human_sem": sem,
-            "human_ci_low": mean - half, "human_ci_high": mean + half}
-
-
-def _one_sample(acc: np.ndarray, mu: float) -> dict:
-    empty = {"T": np.nan, "dof": np.nan, "p": np.nan, "cohen_d": np.nan, "BF10": np.nan}
-    if len(acc) < 2 or np.isnan(mu) or np.std(acc) == 0:
-        return empty
-    import pingouin as pg
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = pg.ttest(acc, mu).iloc[0]
-    return {"T": float(res["T"]), "dof": float(res["dof"]), "p": float(res["p_val"]),
-            "cohen_d": float(res["cohen_d"]), "BF10": float(res["BF10"])}
-
-
-def human_model_tests(accuracy: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
-    """Humans' descriptive statistics per condition and a one-sample t-test against each
-    model's accuracy there; p Holm-corrected across conditions for each model.
-
-    ``accuracy`` is :func:`accuracy_table`'s output. With no models, one row per condition
-    with the descriptive columns; a model without trials in a condition gets empty tests.
-    """
-    conds = accuracy.drop_duplicates("condition")[["condition", "manipulation", "level"]]
-    humans = accuracy[accuracy["observer_type"] == "human"]
-    models = accuracy[accuracy["observer_type"] == "model"]
-    model_names = sorted(models["observer"].unique())
-    rows = []
-    for cond in conds.itertuples(index=False):
-        acc = humans.loc[humans["condition"] == cond.condition, "accuracy"].to_numpy(float)
-        base = {"condition": cond.condition, "manipulation": cond.manipulation,
-                "level": cond.level, **_human_describe(acc, confidence)}
-        if not model_names:
-            rows.append({**base, "model": "", "model_accuracy": np.nan,
-                         **_one_sample(acc, np.nan)})
-        for model in model_names:
-            m = models[(models["observer"] == model) & (models["condition"] == cond.condition)]
-            mu = float(m["accuracy"].iloc[0]) if len(m) else np.nan
-            rows.append({**base, "model": model, "model_accuracy": mu,
-                         **_one_sample(acc, mu)})
-    out = pd.DataFrame(rows)
-    out["p_holm"] = np.nan
-    for _, idx in out.groupby("model").groups.items():
-        out.loc[idx, "p_holm"] = _holm(out.loc[idx, "p"].to_numpy())
-    return out[SUMMARY_COLUMNS]
 
 
 def _complete_subjects(data: pd.DataFrame, levels) -> tuple[pd.DataFrame, list[str]]:
@@ -154,21 +83,22 @@ def _anova_rows(table: pd.DataFrame, analysis: str, manipulation: str, n_subject
 
 
 def level_anovas(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """ANOVAs of accuracy over the numeric levels of each manipulation (>= 2 levels).
+    """Repeated-measures ANOVA of the humans' accuracy over the numeric levels of each
+    manipulation (>= 2 levels, >= 2 humans with every level).
 
     Returns the table (:data:`ANOVA_COLUMNS`) and notes on what was left out (observers
     missing a level, manipulations with too few observers).
     """
     import pingouin as pg
     rows, notes = [], []
-    numeric = accuracy.dropna(subset=["level"])
+    numeric = accuracy[(accuracy["observer_type"] == "human") & accuracy["level_value"].notna()]
     for manipulation, data in numeric.groupby("manipulation", sort=True):
-        data = data[["observer", "observer_type", "level", "accuracy"]]
-        is_human = data["observer_type"] == "human"
-        levels = sorted(data.loc[is_human, "level"].unique())
+        data = data[["observer", "level_value", "accuracy"]].rename(
+            columns={"level_value": "level"})
+        levels = sorted(data["level"].unique())
         if len(levels) < 2:
             continue
-        humans, dropped = _complete_subjects(data[is_human], levels)
+        humans, dropped = _complete_subjects(data, levels)
         if dropped:
             notes.append(f"{manipulation}: {len(dropped)} human(s) without every level left out "
                          f"of the ANOVA ({', '.join(dropped[:5])})")
@@ -181,18 +111,4 @@ def level_anovas(accuracy: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             rows += _anova_rows(table, "rm_anova", manipulation, n_h, len(levels))
         elif n_h:
             notes.append(f"{manipulation}: repeated-measures ANOVA needs >= 2 humans")
-        in_levels = data["level"].isin(levels) & ~is_human
-        models, _ = _complete_subjects(data[in_levels], levels)
-        n_m = models["observer"].nunique()
-        if n_m >= 2 and n_h >= 2:
-            both = pd.concat([humans, models])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                table = pg.mixed_anova(data=both, dv="accuracy", within="level",
-                                       subject="observer", between="observer_type",
-                                       correction=True)
-            rows += _anova_rows(table, "mixed_anova", manipulation, n_h + n_m, len(levels))
-        elif n_h >= 2 and (~is_human).any():
-            notes.append(f"{manipulation}: the mixed ANOVA (humans vs models) needs >= 2 models "
-                         f"with every level the humans saw")
     return pd.DataFrame(rows, columns=ANOVA_COLUMNS), notes

@@ -4,12 +4,13 @@ Reads humans' trials and models' predictions (or model-vs-human raw data), then 
 one folder, all together or not at all:
 
 - ``accuracy.csv``: per observer and condition, accuracy with its Wilson 95% CI;
-- ``summary.csv``: per condition the humans' mean, SD, SEM and 95% CI, each model's accuracy,
-  and a one-sample t-test of the humans against it (Holm-corrected across conditions);
-- ``anova.csv``: repeated-measures ANOVA over the levels of each manipulation (humans), and a
-  mixed ANOVA observer type x level with two or more models;
-- ``error_consistency.csv`` (every pair, every condition) and
-  ``error_consistency_summary.csv`` (mean kappa per pair type);
+- ``summary.csv``: per condition the humans' mean, SD, SEM and 95% CI, and each model as a
+  single case against them (Crawford & Howell's modified t-test, Holm-corrected across
+  conditions; the model's percentile among humans; the difference model - humans with a
+  bootstrap CI over stimuli);
+- ``anova.csv``: repeated-measures ANOVA of the humans over the levels of each manipulation;
+- ``error_consistency.csv`` (every pair, every condition; kappa within a condition) and
+  ``error_consistency_summary.csv`` (mean kappa per pair type, over conditions);
 - ``confusions.csv`` and ``confusion_correlations.csv``;
 - ``psychometric.csv``: psignifit fits per observer and per group;
 - figures ``accuracy.png``, ``error_consistency.png``, ``confusions.png``,
@@ -34,6 +35,7 @@ from . import confusions as conf_mod
 from . import consistency as cons_mod
 from . import figures
 from . import psychometric as psy_mod
+from . import single_case
 from .observers import Observations, condition_table, load_observations
 
 ALPHA = 0.05
@@ -54,22 +56,35 @@ class Comparison:
     psychometric: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     files: dict = field(default_factory=dict)
+    n_choices: int = psy_mod.N_CHOICES
+
+    @property
+    def chance(self) -> float:
+        return psy_mod.guess_rate(self.observations.trials, self.n_choices)
 
 
 def run_comparison(obs: Observations, *, n_boot: int = 1000, seed: int = 0,
-                   confidence: float = 0.95, workers: int = 1,
-                   psychometric: bool = True) -> Comparison:
+                   confidence: float = 0.95, workers: int = 1, psychometric: bool = True,
+                   n_choices: int = psy_mod.N_CHOICES) -> Comparison:
     """Every analysis on loaded observations (no files written)."""
     trials = obs.trials
     notes = list(obs.warnings)
     # The psignifit fits start in worker processes while this process does the rest.
-    fitting = psy_mod.PendingFits(trials, workers) if psychometric else None
+    fitting = psy_mod.PendingFits(trials, workers, n_choices) if psychometric else None
+    conditions = condition_table(trials)
     accuracy = acc_mod.accuracy_table(trials, confidence=confidence)
-    summary = acc_mod.human_model_tests(accuracy, confidence=confidence) \
-        if obs.humans else pd.DataFrame(columns=acc_mod.SUMMARY_COLUMNS)
+    summary = single_case.model_vs_humans(trials, conditions, n_boot=n_boot, seed=seed,
+                                          confidence=confidence) \
+        if obs.humans else pd.DataFrame(columns=single_case.SINGLE_CASE_COLUMNS)
     anova, anova_notes = acc_mod.level_anovas(accuracy)
     notes += anova_notes
-    pairs = cons_mod.error_consistency(trials, n_boot=n_boot, seed=seed, confidence=confidence)
+    pairs = cons_mod.error_consistency(trials, condition="condition",
+                                       observer_type="observer_type", n_boot=n_boot,
+                                       seed=seed, confidence=confidence)
+    if len(pairs):   # conditions in reading order, as everywhere else
+        rank = {c: i for i, c in enumerate(conditions["condition"])}
+        pairs = pairs.assign(_c=pairs["condition"].map(rank)).sort_values(
+            "_c", kind="stable").drop(columns="_c").reset_index(drop=True)
     unmatched = pairs["n_unmatched"].sum() if len(pairs) else 0
     if unmatched:
         n_pairs = int((pairs["n_unmatched"] > 0).sum())
@@ -91,7 +106,7 @@ def run_comparison(obs: Observations, *, n_boot: int = 1000, seed: int = 0,
         fits, fit_notes = fitting.result()
         notes += fit_notes
     return Comparison(obs, accuracy, summary, anova, pairs, cons_summary, matrices,
-                      correlations, fits, notes)
+                      correlations, fits, notes, n_choices=n_choices)
 
 
 def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
@@ -100,7 +115,7 @@ def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
     from ..dataset.schema import write_csv
     out_dir = Path(out_dir)
     obs = result.observations
-    chance = psy_mod.guess_rate(obs.trials)
+    chance = result.chance
     with OutputBatch(out_dir) as batch:
         files = {}
 
@@ -141,9 +156,11 @@ def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
 
 
 def _no_human_summary(accuracy: pd.DataFrame) -> pd.DataFrame:
-    conds = accuracy.drop_duplicates("condition")[["condition", "manipulation", "level"]]
+    conds = accuracy.drop_duplicates("condition")[["condition", "manipulation", "level",
+                                                   "level_value"]]
     return conds.assign(n_humans=0, human_mean=np.nan, human_ci_low=np.nan,
                         human_ci_high=np.nan)
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,47 +205,43 @@ def condition_table_from_accuracy(accuracy: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(accuracy["condition"]))
 
 
-def ttest_words(summary: pd.DataFrame) -> list[str]:
+def single_case_words(summary: pd.DataFrame) -> list[str]:
+    """Each model against the humans in words: Crawford-Howell tests across conditions."""
     out = []
-    tested = summary[summary["model"] != ""]
+    tested = summary[summary["model"].fillna("") != ""]
     for model, rows in tested.groupby("model", sort=True):
         rows = rows.dropna(subset=["p_holm"])
         if rows.empty:
             out.append(f"- **{model}**: no condition could be tested (fewer than 2 humans, or "
-                       f"no spread).")
+                       f"no spread among them).")
             continue
         sig = rows[rows["p_holm"] < ALPHA]
-        better = int((sig["human_mean"] > sig["model_accuracy"]).sum())
-        worse = len(sig) - better
-        top = rows.loc[(rows["human_mean"] - rows["model_accuracy"]).abs().idxmax()]
+        below = int((sig["model_accuracy"] < sig["human_mean"]).sum())
+        above = len(sig) - below
+        top = rows.loc[(rows["model_accuracy"] - rows["human_mean"]).abs().idxmax()]
+        ci = "" if not np.isfinite(top["difference_ci_low"]) else (
+            f" [{top['difference_ci_low']:+.3f}, {top['difference_ci_high']:+.3f}]")
         out.append(
-            f"- **{model}**: humans were more accurate in {better} and less accurate in {worse} "
-            f"of {len(rows)} conditions (one-sample t-tests, Holm-corrected p < {ALPHA}); "
-            f"the largest difference is in `{top['condition']}`: humans "
-            f"{top['human_mean']:.3f} vs model {top['model_accuracy']:.3f}, "
-            f"t({top['dof']:.0f}) = {top['T']:.2f}, Holm {_p(top['p_holm'])}, "
-            f"d = {top['cohen_d']:.2f}, BF10 = {top['BF10']:.3g}.")
+            f"- **{model}**: below the humans in {below} and above them in {above} of "
+            f"{len(rows)} conditions (Crawford & Howell's test of a single case against the "
+            f"human sample, Holm-corrected p < {ALPHA}); the largest difference is in "
+            f"`{top['condition']}`: model {top['model_accuracy']:.3f} vs humans "
+            f"{top['human_mean']:.3f} (SD {_f(top['human_sd'])}, n = {int(top['n_humans'])}), "
+            f"t({top['dof']:.0f}) = {top['t']:.2f}, Holm {_p(top['p_holm'])}, the model at "
+            f"percentile {top['model_percentile']:.1f} of the humans; difference "
+            f"{top['difference']:+.3f}{ci}.")
     return out
 
 
 def anova_words(anova: pd.DataFrame) -> list[str]:
     out = []
     for r in anova.itertuples(index=False):
-        if r.analysis == "rm_anova":
-            sph = "" if not np.isfinite(r.eps) else (
-                f", Greenhouse-Geisser eps = {r.eps:.2f}, corrected {_p(r.p_GG_corr)}")
-            out.append(f"- Human accuracy over the levels of **{r.manipulation}**: "
-                       f"F({r.ddof1:.0f}, {r.ddof2:.0f}) = {r.F:.2f}, {_p(r.p_unc)}{sph}, "
-                       f"generalised eta² = {r.effect_size:.3f} ({r.n_subjects} humans, "
-                       f"{r.n_levels} levels).")
-        else:
-            name = {"observer_type": "observer type (human vs model)", "level": "level",
-                    "Interaction": "observer type x level"}.get(r.source, r.source)
-            gg = f", GG-corrected {_p(r.p_GG_corr)}" if r.p_GG_corr is not None and \
-                np.isfinite(r.p_GG_corr) else ""
-            out.append(f"- Mixed ANOVA on **{r.manipulation}**, {name}: F({r.ddof1:.0f}, "
-                       f"{r.ddof2:.0f}) = {r.F:.2f}, {_p(r.p_unc)}{gg}, partial eta² = "
-                       f"{r.effect_size:.3f}.")
+        sph = "" if not np.isfinite(r.eps) else (
+            f", Greenhouse-Geisser eps = {r.eps:.2f}, corrected {_p(r.p_GG_corr)}")
+        out.append(f"- Human accuracy over the levels of **{r.manipulation}**: "
+                   f"F({r.ddof1:.0f}, {r.ddof2:.0f}) = {r.F:.2f}, {_p(r.p_unc)}{sph}, "
+                   f"generalised eta² = {r.effect_size:.3f} ({r.n_subjects} humans, "
+                   f"{r.n_levels} levels).")
     return out
 
 
@@ -267,7 +280,7 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
               f"- {len(obs.humans)} human observer(s), {len(obs.models)} model(s); "
               f"{len(trials):,} trials on {trials['stimulus_id'].nunique():,} stimuli in "
               f"{n_cond} condition(s); task: {trials['task'].iloc[0]}; chance = "
-              f"{psy_mod.guess_rate(trials):.4g}.",
+              f"{result.chance:.4g}.",
               f"- Files read: {len(obs.files)}.", ""]
     if result.notes:
         lines += ["## Warnings", ""] + [f"- {n}" for n in result.notes] + [""]
@@ -277,15 +290,25 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
               accuracy_markdown(result.summary, result.accuracy), ""]
     if "accuracy.png" in files:
         lines += ["![Accuracy by condition](accuracy.png)", ""]
-    words = ttest_words(result.summary) if len(result.summary) else []
+    words = single_case_words(result.summary) if len(result.summary) else []
     if words:
-        lines += ["### Humans against each model", ""] + words + [""]
+        lines += ["### Each model against the humans", "",
+                  "A handful of models is not a sample: each model is a single case tested "
+                  "against the human sample per condition (Crawford & Howell 1998 modified "
+                  "t-test, two-sided, Holm-corrected across conditions per model; the model's "
+                  "percentile among humans estimated from t). The difference model - humans has "
+                  "a percentile bootstrap CI over stimuli (`summary.csv`).", ""] + words + [""]
     if len(result.anova):
-        lines += ["### Effect of level (ANOVA)", ""] + anova_words(result.anova) + [""]
+        lines += ["### Effect of level (humans, repeated-measures ANOVA)", ""] \
+            + anova_words(result.anova) + [""]
     if len(result.pairs):
+        method = result.pairs["ci_method"].iloc[0] if "ci_method" in result.pairs else ""
         lines += ["## Error consistency", "",
                   "Cohen's kappa on trials matched by stimulus (Geirhos, Meding & Wichmann "
-                  "2020): 0 = errors no more shared than chance, 1 = the same errors.", ""]
+                  "2020): 0 = errors no more shared than chance, 1 = the same errors. Computed "
+                  "within each condition and averaged over conditions (each pair's mean over "
+                  f"its conditions, then the mean over pairs); CIs in `error_consistency.csv`: "
+                  f"{method}.", ""]
         lines += consistency_words(result.consistency_summary) + [""]
         if "error_consistency.png" in files:
             lines += ["![Error consistency](error_consistency.png)", ""]
@@ -362,8 +385,9 @@ model-model ones. With neither, a demo study is built once from the toolkit's ow
 compared; the report says that its humans are simulated.
 
 Trials are matched across observers by stimulus_id (model-vs-human: imagename without the
-'0001_cop_s01_' prefix). A condition is manipulation=level (numeric levels) or the
-manipulation alone.
+'0001_cop_s01_' prefix). A condition is a manipulation and its level, whatever the level looks
+like (audio_noise=-5, semantic_swap=laughing, colour=greyscale); model-vs-human's condition
+codes are decoded into numbers where their meaning is known (c05 -> contrast=5).
 """
 
 
@@ -381,6 +405,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the psychometric fits")
     p.add_argument("--no-psychometric", action="store_true", help="skip the psignifit fits")
+    p.add_argument("--choices", type=int, default=psy_mod.N_CHOICES, metavar="N",
+                   help="response alternatives of the classification task: chance = 1/N "
+                        "(correspondence: always 1/2)")
     p.add_argument("--demo-root", type=Path, default=None, metavar="DIR",
                    help="where demo studies are built and cached, one folder per seed "
                         "(default: $AVMIT_PSYCH_DATA/demo_study, else "
@@ -396,6 +423,9 @@ def _compare(args) -> int:
                            fix="give e.g. --confidence 0.95")
     if args.bootstrap < 0:
         raise DatasetError(f"--bootstrap {args.bootstrap} is negative", fix="give 0 or more")
+    if args.choices < 2:
+        raise DatasetError(f"--choices {args.choices} is below 2",
+                           fix="give the number of response alternatives, e.g. --choices 16")
     humans, models, note = list(args.humans), list(args.models), ""
     if not humans and not models:
         from .demo_study import build_demo_study
@@ -408,7 +438,7 @@ def _compare(args) -> int:
           f"model(s), {obs.trials['condition'].nunique()} condition(s)")
     result = run_comparison(obs, n_boot=args.bootstrap, seed=args.seed,
                             confidence=args.confidence, workers=args.workers,
-                            psychometric=not args.no_psychometric)
+                            psychometric=not args.no_psychometric, n_choices=args.choices)
     command = "python -m avmit_psych.analysis " + " ".join(sys.argv[1:]) \
         if sys.argv and sys.argv[0].endswith("__main__.py") else ""
     files = write_comparison(result, args.out, study_note=note, command=command)

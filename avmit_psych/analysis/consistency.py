@@ -7,11 +7,19 @@ trials, with p1 and p2 the two accuracies:
 - expected consistency c_exp = p1 p2 + (1 - p1)(1 - p2) (independent observers);
 - error consistency kappa = (c_obs - c_exp) / (1 - c_exp), and 1 when c_obs is 1.
 
-The confidence interval is a percentile bootstrap over matched trials (seeded). Pairs of
-observers who both saw every stimulus of a condition (the usual design) share one set of
-resamples and are computed together with matrix products; other pairs are resampled on their
-own shared stimuli. Tested against a direct per-pair computation and the properties above
-(an observer with itself: 1; independent observers: about 0; shuffled trial order: unchanged).
+Kappa is computed within a condition (a manipulation at one level) and averaged over
+conditions: pooling levels of different difficulty inflates it, because both observers err on
+the hard levels. Each observer has at most one measured trial per stimulus and condition.
+
+The confidence interval is a percentile bootstrap over stimuli (seeded): the stimulus is the
+unit shared by every pair, so resampling stimuli keeps each pair's matched trials together.
+Pairs of observers who both saw every stimulus of a condition (the usual design) share one set
+of resamples and are computed together with matrix products; other pairs are resampled on
+their own shared stimuli. Tested against a hand computation, model-vs-human's definition
+(``modelvshuman/plotting/analyses.py``: observed consistency, expected consistency from both
+accuracies, Cohen's kappa) on its raw-data layout, a direct per-pair computation, and the
+properties above (an observer with itself: 1; independent observers: about 0; shuffled trial
+order: unchanged).
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from .observers import condition_table
+from ..dataset.schema import DatasetError
 
 PAIR_COLUMNS = ["observer_a", "observer_b", "pair_type", "condition", "n_trials", "n_unmatched",
                 "observed", "expected", "kappa", "ci_low", "ci_high"]
@@ -143,35 +151,128 @@ def condition_consistency(correct: np.ndarray, seen: np.ndarray, observers: list
     return out
 
 
-def error_consistency(trials: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
+#: how the confidence intervals are made (written into every row of the output)
+CI_METHOD = "percentile bootstrap over stimuli ({n_boot} resamples, {level:g}%)"
+ALL_TRIALS = "(all trials)"
+
+
+def _as_correct(values: pd.Series, column: str) -> np.ndarray:
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype(str).str.strip().str.lower()
+    ok = text.isin({"true", "false", "1", "0", "1.0", "0.0"})
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise DatasetError(f"'{values.iloc[i]}' is not true/false", row=i + 1, column=column,
+                           fix="give correctness as booleans (or 1/0)")
+    return text.isin({"true", "1", "1.0"}).to_numpy()
+
+
+def _matched_trials(data: pd.DataFrame, observer: str, stimulus: str, correct: str,
+                    condition: str | None, observer_type: str | None,
+                    repeat: str | None) -> pd.DataFrame:
+    """The columns error consistency needs, one row per observer x stimulus x condition."""
+    wanted = [c for c in (observer, stimulus, correct, condition, observer_type, repeat)
+              if c is not None]
+    missing = [c for c in wanted if c not in data.columns]
+    if missing:
+        raise DatasetError(f"no column '{missing[0]}' in the trials", column=missing[0],
+                           fix=f"name the columns with observer=, stimulus=, correct=, "
+                               f"condition= (have: {', '.join(map(str, data.columns[:12]))})")
+    t = pd.DataFrame({"observer": data[observer].astype(str).to_numpy(),
+                      "stimulus_id": data[stimulus].astype(str).to_numpy(),
+                      "correct": _as_correct(data[correct], correct),
+                      "condition": data[condition].astype(str).to_numpy() if condition
+                      else ALL_TRIALS,
+                      "observer_type": data[observer_type].astype(str).to_numpy()
+                      if observer_type else "",
+                      "row": np.arange(1, len(data) + 1)})
+    if repeat is not None:
+        t = t[~_as_correct(data[repeat], repeat)]
+    keys = ["observer", "stimulus_id", "condition"]
+    dup = t.duplicated(keys, keep=False)
+    if dup.any():
+        first = t[dup].iloc[0]
+        rows = t[dup & (t["observer"] == first["observer"]) &
+                 (t["stimulus_id"] == first["stimulus_id"]) &
+                 (t["condition"] == first["condition"])]["row"].tolist()
+        raise DatasetError(
+            f"observer '{first['observer']}' has {len(rows)} trials of stimulus "
+            f"'{first['stimulus_id']}' (rows {', '.join(map(str, rows[:5]))}); error "
+            f"consistency needs one trial per observer and stimulus",
+            row=int(rows[0]), column=stimulus,
+            fix="remove re-runs, or mark second showings in a column and pass it as repeat=")
+    return t
+
+
+def error_consistency(data: pd.DataFrame, observer: str = "observer",
+                      stimulus: str = "stimulus_id", correct: str = "correct",
+                      condition: str | None = "condition", observer_type: str | None = None,
+                      repeat: str | None = None, *, n_boot: int = 1000, seed: int = 0,
                       confidence: float = 0.95) -> pd.DataFrame:
-    """Error consistency of every pair of observers in every condition.
+    """Error consistency (Geirhos, Meding & Wichmann 2020) of every pair of observers.
 
     Parameters
     ----------
-    trials : DataFrame
-        Observer trials (``observer, observer_type, stimulus_id, condition, correct``).
+    data : DataFrame
+        Tidy trials, one row per observer and trial.
+    observer, stimulus, correct : str
+        Columns naming the observer, the stimulus shown and whether the answer was right
+        (booleans or 1/0). Trials of two observers are matched by stimulus, never by order.
+    condition : str or None
+        Column of conditions (default ``condition``): kappa is computed within each condition
+        (pooling conditions of different difficulty inflates it). ``None`` on purpose: all
+        trials are one condition.
+    observer_type : str, optional
+        Column with ``human`` / ``model``: gives each pair its ``pair_type``.
+    repeat : str, optional
+        Column marking second showings of a stimulus (true/false): those rows are left out
+        and the first showing is the measured trial. Any other second trial of one observer,
+        stimulus and condition raises :class:`DatasetError`.
     n_boot : int
         Bootstrap resamples for the CI (0: no CI).
     seed : int
-        Seeds the resampling; results do not depend on the order of the trials.
+        Seeds the resampling; results do not depend on the order of the rows.
+    confidence : float
+        Level of the CI.
 
     Returns
     -------
-    DataFrame of :data:`PAIR_COLUMNS`: humans before models, names sorted, pairs with no
-    shared stimulus have n_trials 0 and empty statistics.
+    DataFrame of :data:`PAIR_COLUMNS` plus ``ci_method``: per condition and pair the matched
+    trials ``n_trials``, trials without a partner ``n_unmatched``, observed and expected
+    consistency, kappa and its CI (percentile bootstrap over the stimuli the two observers
+    share: the stimuli, not the trial cells, are the sampling unit). Conditions in sorted
+    order, humans before models, pairs with no shared stimulus have n_trials 0 and NaNs.
+
+    See Also
+    --------
+    pair_consistency : kappa of two aligned correctness vectors.
+    consistency_summary : mean over conditions and over pairs of each type.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> trials = pd.DataFrame({"observer": ["a"] * 4 + ["b"] * 4,
+    ...                        "stimulus_id": ["s1", "s2", "s3", "s4"] * 2,
+    ...                        "correct": [1, 1, 0, 0, 1, 0, 0, 0]})
+    >>> error_consistency(trials, condition=None, n_boot=0)[["observer_a", "observer_b",
+    ...                                                     "kappa"]]
+      observer_a observer_b  kappa
+    0          a          b    0.5
+
+    Tested against a hand computation (c_obs 3/4, c_exp 1/2: kappa 1/2), model-vs-human's own
+    definition on its raw-data layout, and a direct per-pair computation of the bootstrap.
     """
-    types = trials.drop_duplicates("observer").set_index("observer")["observer_type"]
-    observers = sorted(types.index, key=lambda o: (types[o] != "human", str(o)))
-    obs_code = pd.Index(observers).get_indexer(trials["observer"])
-    cond_code, cond_names = pd.factorize(trials["condition"])
-    stim_code, stim_names = pd.factorize(trials["stimulus_id"])
+    t = _matched_trials(data, observer, stimulus, correct, condition, observer_type, repeat)
+    first_type = t.drop_duplicates("observer").set_index("observer")["observer_type"]
+    observers = sorted(first_type.index, key=lambda o: (first_type[o] not in ("human", ""),
+                                                        str(o)))
+    obs_code = pd.Index(observers).get_indexer(t["observer"])
+    stim_code, stim_names = pd.factorize(t["stimulus_id"])
     stim_rank = np.argsort(np.argsort(np.asarray(stim_names, dtype=str)))  # sorted order
-    correct_all = trials["correct"].to_numpy(bool)
-    by_condition = pd.Series(np.arange(len(trials))).groupby(cond_code).indices
+    correct_all = t["correct"].to_numpy(bool)
     frames = []
-    for condition in condition_table(trials)["condition"]:
-        rows = by_condition[int(np.flatnonzero(np.asarray(cond_names) == condition)[0])]
+    for cond, rows in sorted(t.groupby("condition").indices.items(), key=lambda kv: kv[0]):
         o = obs_code[rows]
         present = np.unique(o)                      # observers in their global order
         if len(present) < 2:
@@ -180,22 +281,32 @@ def error_consistency(trials: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
         stimuli = np.unique(ranks)                  # the condition's stimuli, sorted by id
         o_i, s_i = np.searchsorted(present, o), np.searchsorted(stimuli, ranks)
         seen = np.zeros((len(present), len(stimuli)), bool)
-        correct = np.zeros_like(seen)
+        correct_m = np.zeros_like(seen)
         seen[o_i, s_i] = True
-        correct[o_i, s_i] = correct_all[rows]
+        correct_m[o_i, s_i] = correct_all[rows]
         names = [observers[i] for i in present]
-        frames.append(condition_consistency(correct, seen, names,
-                                            [types[o] for o in names], condition,
+        frames.append(condition_consistency(correct_m, seen, names,
+                                            [first_type[o] for o in names], cond,
                                             n_boot=n_boot, seed=seed, confidence=confidence))
+    columns = PAIR_COLUMNS + ["ci_method"]
     if not frames:
-        return pd.DataFrame(columns=PAIR_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[PAIR_COLUMNS]
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    if not observer_type:
+        out["pair_type"] = ""
+    out["ci_method"] = CI_METHOD.format(n_boot=n_boot, level=100 * confidence) \
+        if n_boot > 0 else "none"
+    return out[columns]
 
 
 def consistency_summary(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Mean kappa per pair type, per condition and over all conditions (``all``)."""
+    """Mean kappa per pair type in each condition, and over conditions (``all``): each pair's
+    kappa averaged over its conditions first, then over pairs (``n_pairs`` = pairs), so that
+    every pair counts once and kappa is never computed on pooled conditions."""
     ok = pairs[pairs["n_trials"] > 0]
-    parts = [ok, ok.assign(condition="all")]
+    per_pair = ok.groupby(["observer_a", "observer_b", "pair_type"], sort=False)[
+        ["kappa", "observed", "expected"]].mean().reset_index()
+    parts = [ok, per_pair.assign(condition="all")]
     g = pd.concat(parts).groupby(["condition", "pair_type"], sort=False)
     out = g.agg(n_pairs=("kappa", "size"), mean_kappa=("kappa", "mean"),
                 sd_kappa=("kappa", "std"), mean_observed=("observed", "mean"),

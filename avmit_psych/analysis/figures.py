@@ -65,28 +65,32 @@ def accuracy_figure(accuracy: pd.DataFrame, summary: pd.DataFrame, path: Path,
     models = sorted(accuracy.loc[accuracy["observer_type"] == "model", "observer"].unique())
     colours = _model_colours(models)
     human_rows = summary.drop_duplicates("condition")
-    numeric = [m for m, d in accuracy.groupby("manipulation") if d["level"].notna().any()]
-    categorical = accuracy[accuracy["level"].isna()]
+    numeric = [m for m, d in accuracy.groupby("manipulation") if d["level_value"].notna().any()]
+    categorical = accuracy[accuracy["level_value"].isna()]
     panels = [("numeric", m) for m in sorted(numeric)]
     if len(categorical):
         panels.append(("categorical", None))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     for ax, (kind, manipulation) in zip(axes[0], panels):
         if kind == "numeric":
-            acc = accuracy[accuracy["manipulation"] == manipulation]
-            h = human_rows[human_rows["manipulation"] == manipulation].sort_values("level")
+            acc = accuracy[(accuracy["manipulation"] == manipulation) &
+                           accuracy["level_value"].notna()]
+            h = human_rows[(human_rows["manipulation"] == manipulation) &
+                           human_rows["level_value"].notna()].sort_values("level_value")
             for _, rows in acc[acc["observer_type"] == "human"].groupby("observer"):
-                rows = rows.sort_values("level")
-                ax.plot(rows["level"], rows["accuracy"], color=HUMAN_COLOUR, alpha=0.15, lw=0.8)
+                rows = rows.sort_values("level_value")
+                ax.plot(rows["level_value"], rows["accuracy"], color=HUMAN_COLOUR, alpha=0.15,
+                        lw=0.8)
             if len(h) and h["n_humans"].max() > 0:
                 err = np.vstack([h["human_mean"] - h["human_ci_low"],
                                  h["human_ci_high"] - h["human_mean"]])
-                ax.errorbar(h["level"], h["human_mean"], yerr=np.nan_to_num(err), color=HUMAN_COLOUR,
-                            marker="o", lw=2, capsize=3, label="humans (mean, 95% CI)")
+                ax.errorbar(h["level_value"], h["human_mean"], yerr=np.nan_to_num(err),
+                            color=HUMAN_COLOUR, marker="o", lw=2, capsize=3,
+                            label="humans (mean, 95% CI)")
             for m in models:
-                rows = acc[acc["observer"] == m].sort_values("level")
-                ax.plot(rows["level"], rows["accuracy"], color=colours[m], marker="s", ms=3,
-                        lw=1.2, label=m)
+                rows = acc[acc["observer"] == m].sort_values("level_value")
+                ax.plot(rows["level_value"], rows["accuracy"], color=colours[m], marker="s",
+                        ms=3, lw=1.2, label=m)
             ax.set_xlabel(f"{manipulation} level")
             ax.set_title(manipulation)
         else:

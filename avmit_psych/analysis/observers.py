@@ -7,14 +7,23 @@ Three layouts are recognised from their columns:
   showings (``repeat`` true) and trials whose playback failed (``error`` set) are left out.
 - **predictions** (our models): ``model, stimulus_id, label, manipulation, level, response,
   correct``.
-- **model-vs-human** raw data (Geirhos et al.'s toolbox): ``subj, Session, trial, rt,
-  object_response, category, condition, imagename``, one file per subject and session. The
-  same image is recognised across subjects by ``imagename`` without the experiment's own
-  prefix (``0001_cop_s01_``: trial number, experiment, subject), as that toolbox does.
+- **model-vs-human** raw data (Geirhos et al.'s toolbox): ``subj, session, trial, rt,
+  object_response, category, condition, imagename`` (``Session`` or ``session``: the toolbox
+  spells it both ways), one file per observer and session. The same image is recognised
+  across observers by ``imagename`` without the toolbox's prefix (``0001_cop_s01_``: trial
+  number, experiment, subject or ``dnn``), as that toolbox does. The manipulation is the
+  dataset named by the file (``contrast_subject-01_session_1.csv`` -> ``contrast``), and its
+  condition codes are decoded by :data:`TOOLBOX_LEVELS` (from the toolbox's
+  ``datasets/experiments.py``): ``c05`` -> contrast 5 (%), ``8-10-10`` -> eidolon log2 reach 3,
+  ``bw`` -> ``greyscale``. Human observers are named ``<dataset>:<subj>`` (each dataset's
+  ``subject-01`` is its own participant); models keep their name across datasets.
 
-Every observer trial becomes one row of :data:`OBSERVER_COLUMNS`. A *condition* is
-``manipulation=level`` when the level is a number and the manipulation alone otherwise
-(``none``, ``semantic_swap``, ``audio_only``, ``visual_only``).
+Every observer trial becomes one row of :data:`OBSERVER_COLUMNS`. A *condition* is a
+manipulation and its level, whatever the level looks like: ``audio_noise=-5`` (a number),
+``semantic_swap=laughing`` (a donor class), ``colour=greyscale`` (a toolbox code); a
+manipulation without a level (``none``, ``audio_only``) is its own condition. Levels with a
+known numeric meaning carry it in ``level_value`` (for ANOVAs over levels and psychometric
+fits); text levels have ``level_value`` NaN.
 """
 from __future__ import annotations
 
@@ -34,7 +43,7 @@ TRIALS_COLUMNS = ("participant", "session", "task", "block", "trial", "stimulus_
                   "manipulation", "level", "response", "correct", "rt")
 PREDICTIONS_COLUMNS = ("model", "stimulus_id", "label", "manipulation", "level", "response",
                        "correct")
-TOOLBOX_COLUMNS = ("subj", "Session", "trial", "rt", "object_response", "category", "condition",
+TOOLBOX_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition",
                    "imagename")
 LAYOUTS = {"trials": TRIALS_COLUMNS, "predictions": PREDICTIONS_COLUMNS,
            "model-vs-human": TOOLBOX_COLUMNS}
@@ -90,11 +99,96 @@ def level_number(level) -> float:
     return value if np.isfinite(value) else float("nan")
 
 
-def condition_name(manipulation: str, level) -> str:
-    value = level_number(level)
-    if np.isnan(value):
+def _no_level(level) -> bool:
+    return str(level).strip().lower() in ("", "nan", "none")
+
+
+def condition_name(manipulation: str, level, level_value: float | None = None) -> str:
+    """``manipulation=level``: the level's number when it has one (``audio_noise=-5``), else
+    its text (``semantic_swap=laughing``); the manipulation alone when there is no level."""
+    value = level_number(level) if level_value is None else float(level_value)
+    if np.isfinite(value):
+        return f"{manipulation}={value:g}"
+    if _no_level(level):
         return str(manipulation)
-    return f"{manipulation}={value:g}"
+    return f"{manipulation}={str(level).strip()}"
+
+
+# --------------------------------------------------------------------------------------------
+# model-vs-human (Geirhos et al. 2021): condition codes -> levels
+# --------------------------------------------------------------------------------------------
+def _number(code: str) -> tuple[str, float]:
+    value = level_number(code)
+    return code, value
+
+
+def _contrast(code: str) -> tuple[str, float]:
+    match = re.fullmatch(r"c(\d+)", code)
+    return (code, float(match.group(1))) if match else (code, float("nan"))
+
+
+def _eidolon(code: str) -> tuple[str, float]:
+    match = re.fullmatch(r"(\d+)-(\d+)-(\d+)", code)
+    if not match or int(match.group(1)) <= 0:
+        return code, float("nan")
+    return code, float(np.log2(int(match.group(1))))
+
+
+def _text(names: dict):
+    return lambda code: (names.get(code, code), float("nan"))
+
+
+def _single(code: str) -> tuple[str, float]:
+    """Datasets of one condition: the toolbox writes ``0``; the dataset is the condition."""
+    return ("", float("nan")) if code in ("0", "") else (code, float("nan"))
+
+
+#: dataset -> decoder of its condition codes into (level, numeric level or NaN), following
+#: the toolbox's ``data_conditions`` -> ``plotting_conditions`` (modelvshuman/datasets/
+#: experiments.py): contrast in percent, filter SDs, phase noise and rotation in degrees,
+#: uniform noise width, eidolon ``reach-coherence-grain`` as log2(reach) (the toolbox's
+#: x-axis); colour, false colour and power equalisation are text levels; the five
+#: single-condition datasets have no level. ``high-pass``'s ``inf`` (no filter) stays text.
+TOOLBOX_LEVELS = {
+    "colour": _text({"cr": "colour", "bw": "greyscale"}),
+    "contrast": _contrast,
+    "high-pass": _number,
+    "low-pass": _number,
+    "phase-scrambling": _number,
+    "power-equalisation": _text({"0": "original", "pow": "equalised"}),
+    "false-colour": _text({"True": "true", "False": "opponent"}),
+    "rotation": _number,
+    "eidolonI": _eidolon,
+    "eidolonII": _eidolon,
+    "eidolonIII": _eidolon,
+    "uniform-noise": _number,
+    "sketch": _single,
+    "stylized": _single,
+    "edge": _single,
+    "silhouette": _single,
+    "cue-conflict": _single,
+}
+#: toolbox manipulations whose levels are not ordered by difficulty (no psychometric fit)
+UNORDERED_MANIPULATIONS = {"rotation"}
+
+
+def toolbox_dataset(path, imagenames: pd.Series, subject: str = "") -> str:
+    """The dataset a model-vs-human file belongs to: the start of its file name when the name
+    follows the toolbox's ``<dataset>_<subj>_session...`` (``cue-conflict_resnet50_session-1``)
+    or is a released dataset, else the experiment code of its image names."""
+    stem = Path(path).stem
+    first, _, rest = stem.partition("_")
+    if first in TOOLBOX_LEVELS or (subject and rest.startswith(f"{subject}_session")):
+        return first
+    codes = imagenames.str.extract(TOOLBOX_PREFIX)[1].dropna()
+    return str(codes.iloc[0]) if len(codes) else first
+
+
+def toolbox_level(dataset: str, code) -> tuple[str, float]:
+    """(level, numeric level or NaN) of one model-vs-human condition code."""
+    code = str(code).strip()
+    decode = TOOLBOX_LEVELS.get(dataset, _number)
+    return decode(code)
 
 
 def _as_bool(series: pd.Series, path, column: str) -> np.ndarray:
@@ -160,17 +254,22 @@ def _from_predictions(df: pd.DataFrame, path) -> pd.DataFrame:
         "row": np.arange(1, len(df) + 1)})
 
 
-def _from_toolbox(df: pd.DataFrame, path) -> pd.DataFrame:
+def _from_toolbox(df: pd.DataFrame, path, observer_type: str) -> pd.DataFrame:
     names = df["imagename"].astype(str).str.strip()
-    parts = names.str.extract(TOOLBOX_PREFIX)
-    experiment = parts[1].fillna("condition")
+    subject = df["subj"].astype(str).str.strip()
+    dataset = toolbox_dataset(path, names, subject.iloc[0] if len(subject) else "")
     category = df["category"].astype(str).str.strip()
     response = df["object_response"].astype(str).str.strip()
+    codes = df["condition"].astype(str).str.strip()
+    decoded = {c: toolbox_level(dataset, c) for c in codes.unique()}
+    if observer_type == "human":
+        subject = dataset + ":" + subject
     return pd.DataFrame({
-        "observer": df["subj"].astype(str).str.strip(), "observer_type": "",
+        "observer": subject, "observer_type": "",
         "task": "classify", "stimulus_id": [toolbox_image_id(n) for n in names],
         "label": category, "response": response, "correct": (category == response).to_numpy(),
-        "manipulation": experiment, "level": df["condition"].astype(str).str.strip(),
+        "manipulation": dataset, "level": codes.map(lambda c: decoded[c][0]),
+        "level_value": codes.map(lambda c: decoded[c][1]).astype(float),
         "rt": pd.to_numeric(df["rt"], errors="coerce"), "row": np.arange(1, len(df) + 1)})
 
 
@@ -181,12 +280,15 @@ def read_observer_file(path, observer_type: str, *, explicit: bool = True,
     warnings = [] if warnings is None else warnings
     df = read_csv(path)
     df.columns = [str(c).strip() for c in df.columns]
+    if "Session" in df.columns and "session" not in df.columns and "subj" in df.columns:
+        df = df.rename(columns={"Session": "session"})   # model-vs-human spells it both ways
     layout = detect(df.columns)
     if layout is None:
         name, missing = _closest_missing(df.columns)
         if not explicit:
             warnings.append(f"{path}: skipped, not a trials, predictions or model-vs-human "
-                            f"file (no column {', '.join(missing)})")
+                            f"file (closest: {name}, which needs column(s) "
+                            f"{', '.join(missing)})")
             return None
         raise DatasetError(
             f"no column '{missing[0]}' (a {name} file needs {', '.join(LAYOUTS[name])})",
@@ -197,7 +299,7 @@ def read_observer_file(path, observer_type: str, *, explicit: bool = True,
     elif layout == "predictions":
         out = _from_predictions(df, path)
     else:
-        out = _from_toolbox(df, path)
+        out = _from_toolbox(df, path, observer_type)
     if observer_type == "human" and layout == "predictions":
         raise DatasetError("this is a predictions file (models), given as human data",
                            path=path, fix="pass it with --models")
@@ -321,8 +423,14 @@ def load_observations(humans=(), models=()) -> Observations:
             frames.append(part)
             files.append(str(path))
     if not frames:
-        raise DatasetError("no trials found in the given files",
-                           fix="give trials CSVs (--humans) and/or predictions CSVs (--models)")
+        why = ""
+        if warnings:
+            shown = "; ".join(warnings[:3])
+            more = f" (and {len(warnings) - 3} more)" if len(warnings) > 3 else ""
+            why = f": {len(warnings)} file(s) skipped: {shown}{more}"
+        raise DatasetError(f"no trials found in the given files{why}",
+                           fix="give trials CSVs (--humans) and/or predictions CSVs (--models), "
+                               "or model-vs-human raw data")
     trials = pd.concat(frames, ignore_index=True)
     both = trials.groupby("observer")["observer_type"].nunique()
     if (both > 1).any():
@@ -330,11 +438,18 @@ def load_observations(humans=(), models=()) -> Observations:
         raise DatasetError(f"'{name}' names both a human and a model",
                            path=trials.loc[trials["observer"] == name, "file"].iloc[0],
                            fix="give models and participants different names")
-    pairs = trials[["manipulation", "level"]].drop_duplicates()
-    pairs["level_value"] = [level_number(v) for v in pairs["level"]]
-    pairs["condition"] = [condition_name(m, v) for m, v in
-                          zip(pairs["manipulation"], pairs["level"])]
-    trials = trials.merge(pairs, on=["manipulation", "level"], how="left", sort=False)
+    if "level_value" not in trials.columns:
+        trials["level_value"] = np.nan
+    decoded = trials["level_value"].notna()
+    trials.loc[~decoded, "level_value"] = [level_number(v) for v in
+                                           trials.loc[~decoded, "level"]]
+    pairs = trials.groupby(["manipulation", "level"], sort=False)["level_value"].first()
+    pairs = pairs.reset_index()
+    pairs["condition"] = [condition_name(m, v, x) for m, v, x in
+                          zip(pairs["manipulation"], pairs["level"], pairs["level_value"])]
+    trials = trials.drop(columns="level_value").merge(pairs, on=["manipulation", "level"],
+                                                      how="left", sort=False)
+    _check_condition_names(trials)
     _check_duplicates(trials)
     _check_labels(trials, warnings)
     _check_shared(trials, warnings)
@@ -346,13 +461,29 @@ def load_observations(humans=(), models=()) -> Observations:
     return Observations(trials=trials.reset_index(drop=True), warnings=warnings, files=files)
 
 
+def _check_condition_names(trials: pd.DataFrame) -> None:
+    """Two spellings of one numeric level (``5`` and ``5.0``) are one condition; two different
+    levels never share a condition name."""
+    clash = trials.drop_duplicates(["condition", "level_value"]).groupby("condition").size()
+    if (clash > 1).any():
+        name = clash[clash > 1].index[0]
+        rows = trials[trials["condition"] == name].drop_duplicates("level")
+        raise DatasetError(f"condition '{name}' has different levels "
+                           f"({', '.join(map(str, rows['level'][:3]))})",
+                           path=rows["file"].iloc[0], column="level",
+                           fix="write each level one way")
+
+
 def condition_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per condition: manipulation, level, level_value, in a stable reading order
-    (``none`` first, then each levelled manipulation by level, then the other conditions)."""
-    cond = trials.drop_duplicates("condition")[["condition", "manipulation", "level_value"]]
+    """One row per condition: manipulation, level (as written), level_value, in a stable
+    reading order: ``none`` first, then each manipulation with numeric levels by level (its
+    text levels after them), then the manipulations whose levels are all text."""
+    cond = trials.drop_duplicates("condition")[["condition", "manipulation", "level",
+                                                "level_value"]]
     levelled = set(cond.loc[cond["level_value"].notna(), "manipulation"])
     order = cond.assign(first=cond["manipulation"] != "none",
                         other=~cond["manipulation"].isin(levelled),
-                        lv=cond["level_value"].fillna(-np.inf))
-    order = order.sort_values(["first", "other", "manipulation", "lv"])
-    return order[["condition", "manipulation", "level_value"]].reset_index(drop=True)
+                        text=cond["level_value"].isna(),
+                        lv=cond["level_value"].fillna(np.inf))
+    order = order.sort_values(["first", "other", "manipulation", "text", "lv", "condition"])
+    return order[["condition", "manipulation", "level", "level_value"]].reset_index(drop=True)

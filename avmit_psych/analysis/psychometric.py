@@ -2,8 +2,8 @@
 
 psignifit 4 (Schütt, Harmeling, Macke & Wichmann 2016, Vision Research 122:105-123) fits
 psi(x) = gamma + (1 - gamma - lambda) S(x; threshold, width) by Bayesian inference on a grid:
-gamma, the guess rate, is fixed (1/number of classes for classification, 1/2 for the
-correspondence task), the lapse rate lambda is fitted, ``threshold`` is the level where S is
+gamma, the guess rate, is fixed (1/16 for the 16-way classification, whatever classes a
+data set happens to contain; 1/2 for the correspondence task), the lapse rate lambda is fitted, ``threshold`` is the level where S is
 0.5 (half-way between guessing and 1 - lambda) and ``width`` the span over which S goes from
 0.05 to 0.95; credible intervals are the posterior's 95% intervals.
 
@@ -28,13 +28,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..dataset.schema import TEST_CLASSES
 from ..experiments.human_vs_dnn import PSYCHOMETRIC_DIRECTION
+from .observers import UNORDERED_MANIPULATIONS
 
 #: increasing / decreasing (``_abs``: over the size of the level), from the one table of which
 #: way each manipulation makes a stimulus easier
 DIRECTIONS = {m: ("increasing" if sign > 0 else "decreasing") + ("_abs" if m == "av_offset"
                                                                  else "")
               for m, sign in PSYCHOMETRIC_DIRECTION.items()}
+#: model-vs-human's parametric datasets (levels as decoded by observers.TOOLBOX_LEVELS):
+#: contrast in percent and high-pass filter SD make images easier as they rise; low-pass
+#: filter SD, phase noise, uniform noise width and eidolon reach make them harder
+DIRECTIONS.update({"contrast": "increasing", "high-pass": "increasing",
+                   "low-pass": "decreasing", "phase-scrambling": "decreasing",
+                   "uniform-noise": "decreasing", "eidolonI": "decreasing",
+                   "eidolonII": "decreasing", "eidolonIII": "decreasing"})
+#: the response alternatives of the classification task: the 16 AVMIT test classes
+N_CHOICES = len(TEST_CLASSES)
 MIN_LEVELS = 3
 FIT_COLUMNS = ["manipulation", "observer", "observer_type", "fit", "direction", "level_transform",
                "sigmoid", "guess_rate", "threshold", "threshold_ci_low", "threshold_ci_high",
@@ -42,11 +53,12 @@ FIT_COLUMNS = ["manipulation", "observer", "observer_type", "fit", "direction", 
                "lapse_ci_high", "eta", "n_trials", "n_levels"]
 
 
-def guess_rate(trials: pd.DataFrame) -> float:
-    """1/2 for the correspondence task, else 1 / number of classes."""
+def guess_rate(trials: pd.DataFrame, n_choices: int = N_CHOICES) -> float:
+    """1/2 for the correspondence task, else 1 / ``n_choices`` (the task's response
+    alternatives: 16, however many classes the trials happen to include)."""
     if (trials["task"] == "correspondence").all():
         return 0.5
-    return 1.0 / trials["label"].nunique()
+    return 1.0 / n_choices
 
 
 def block_data(levels, correct) -> np.ndarray:
@@ -173,6 +185,8 @@ def _fit_job(job: dict) -> dict:
 
 
 def _direction(manipulation: str, data: pd.DataFrame) -> str | None:
+    if manipulation in UNORDERED_MANIPULATIONS:
+        return None
     if manipulation in DIRECTIONS:
         return DIRECTIONS[manipulation]
     acc = data.groupby("level_value")["correct"].mean()
@@ -182,10 +196,11 @@ def _direction(manipulation: str, data: pd.DataFrame) -> str | None:
     return "increasing" if rho > 0 else "decreasing"
 
 
-def plan_fits(trials: pd.DataFrame) -> tuple[list[dict], list[str]]:
+def plan_fits(trials: pd.DataFrame, n_choices: int = N_CHOICES
+              ) -> tuple[list[dict], list[str]]:
     """One job per (manipulation, observer) and per (manipulation, group)."""
     jobs, notes = [], []
-    guess = guess_rate(trials)
+    guess = guess_rate(trials, n_choices)
     numeric = trials.dropna(subset=["level_value"])
     for manipulation, data in numeric.groupby("manipulation", sort=True):
         direction = _direction(manipulation, data)
@@ -197,7 +212,10 @@ def plan_fits(trials: pd.DataFrame) -> tuple[list[dict], list[str]]:
                 notes.append(f"{manipulation}: fewer than {MIN_LEVELS} levels, no psychometric fit")
             continue
         if direction is None:
-            notes.append(f"{manipulation}: accuracy does not change with level, no fit")
+            why = "its levels are not ordered by difficulty" \
+                if manipulation in UNORDERED_MANIPULATIONS else \
+                "accuracy does not change with level"
+            notes.append(f"{manipulation}: {why}, no psychometric fit")
             continue
         decreasing = direction.startswith("decreasing")
 
@@ -222,8 +240,8 @@ def plan_fits(trials: pd.DataFrame) -> tuple[list[dict], list[str]]:
 class PendingFits:
     """Fits under way in worker processes (or to be done here): ``result()`` waits for them."""
 
-    def __init__(self, trials: pd.DataFrame, workers: int = 1):
-        self.jobs, self.notes = plan_fits(trials)
+    def __init__(self, trials: pd.DataFrame, workers: int = 1, n_choices: int = N_CHOICES):
+        self.jobs, self.notes = plan_fits(trials, n_choices)
         import sys
         self._pool, self._futures = None, None
         # Forked workers: cheap, and no main-module guard needed in the caller's script. A
@@ -252,7 +270,8 @@ class PendingFits:
         return pd.DataFrame(ok, columns=FIT_COLUMNS), notes
 
 
-def fit_all(trials: pd.DataFrame, *, workers: int = 1) -> tuple[pd.DataFrame, list[str]]:
+def fit_all(trials: pd.DataFrame, *, workers: int = 1, n_choices: int = N_CHOICES
+            ) -> tuple[pd.DataFrame, list[str]]:
     """Every fit of :func:`plan_fits`, in processes when ``workers`` > 1 (a fit takes
     0.03-0.4 s); returns the fits (:data:`FIT_COLUMNS`) and notes on what was not fitted."""
-    return PendingFits(trials, workers).result()
+    return PendingFits(trials, workers, n_choices).result()
