@@ -127,7 +127,7 @@ def _resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarra
     """(n_boot, n): how often each stimulus is drawn in each bootstrap resample."""
     idx = rng.integers(0, n, size=(n_boot, n))
     flat = (idx + n * np.arange(n_boot)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
 
 
 def difference_bootstrap(correct: np.ndarray, seen: np.ndarray, is_model: np.ndarray,
@@ -135,9 +135,15 @@ def difference_bootstrap(correct: np.ndarray, seen: np.ndarray, is_model: np.nda
     """Per model row: (low, high) of model accuracy minus the humans' mean accuracy over
     bootstrap resamples of stimuli. ``correct``/``seen``: (observers, stimuli) booleans;
     ``weights``: (n_boot, stimuli) resample counts."""
-    C, S = correct.astype(np.float64), seen.astype(np.float64)
+    # float32 is exact here: counts of at most a few thousand draws
+    W = weights.astype(np.float32)
+    right = correct.astype(np.float32) @ W.T                      # (observers, n_boot)
+    shown = np.broadcast_to(W.sum(axis=1), right.shape).copy()    # observers who saw all
+    partial = ~seen.all(axis=1)
+    if partial.any():
+        shown[partial] = seen[partial].astype(np.float32) @ W.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        acc = (C @ weights.T) / (S @ weights.T)          # (observers, n_boot)
+        acc = right.astype(np.float64) / shown          # the exact counts, divided in float64
     lo_q, hi_q = 50 * (1 - confidence), 50 * (1 + confidence)
     with warnings.catch_warnings():   # a resample without any human trial: NaN, left out
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -172,23 +178,22 @@ def model_vs_humans(trials: pd.DataFrame, conditions: pd.DataFrame | None = None
     acc = trials.groupby(["observer", "observer_type", "condition"], sort=False)["correct"] \
         .mean().rename("accuracy").reset_index()
     model_names = sorted(trials.loc[trials["observer_type"] == "model", "observer"].unique())
-    by_condition = trials.groupby("condition", sort=False)
+    coded = _Coded(trials)
     rows = []
+    accuracy_of = dict(zip(zip(acc["observer"], acc["condition"]), acc["accuracy"]))
+    human_rows = acc[acc["observer_type"] == "human"]
+    humans_in = {c: g.to_numpy(float) for c, g in human_rows.groupby("condition")["accuracy"]}
     for cond in conditions.itertuples(index=False):
-        human_acc = acc[(acc["condition"] == cond.condition) &
-                        (acc["observer_type"] == "human")]["accuracy"].to_numpy(float)
+        human_acc = humans_in.get(cond.condition, np.zeros(0))
         base = {"condition": cond.condition, "manipulation": cond.manipulation,
                 "level": cond.level, "level_value": cond.level_value,
                 **_describe(human_acc, confidence)}
         if not model_names:
             rows.append({**base, "model": ""})
             continue
-        data = by_condition.get_group(cond.condition) \
-            if cond.condition in by_condition.groups else trials.iloc[:0]
-        ci = _condition_ci(data, model_names, n_boot, seed, confidence, cond.condition)
+        ci = coded.difference_ci(cond.condition, model_names, n_boot, seed, confidence)
         for model in model_names:
-            m = acc[(acc["observer"] == model) & (acc["condition"] == cond.condition)]
-            x = float(m["accuracy"].iloc[0]) if len(m) else np.nan
+            x = float(accuracy_of.get((model, cond.condition), np.nan))
             test = crawford_howell(x, human_acc)
             low, high, n_stim = ci.get(model, (np.nan, np.nan, 0))
             rows.append({**base, "model": model, "model_accuracy": x, "t": test["t"],
@@ -207,26 +212,45 @@ def model_vs_humans(trials: pd.DataFrame, conditions: pd.DataFrame | None = None
     return out
 
 
-def _condition_ci(data: pd.DataFrame, models: list[str], n_boot: int, seed: int,
-                  confidence: float, condition: str) -> dict:
-    """model -> (difference CI low, high, stimuli resampled) in one condition."""
-    if n_boot <= 0 or data.empty:
-        return {}
-    humans = sorted(data.loc[data["observer_type"] == "human", "observer"].unique())
-    present = [m for m in models if (data["observer"] == m).any()]
-    if not humans or not present:
-        return {}
-    observers = humans + present
-    stimuli = np.sort(data["stimulus_id"].astype(str).unique())
-    o = pd.Index(observers).get_indexer(data["observer"])
-    keep = o >= 0
-    s = np.searchsorted(stimuli, data["stimulus_id"].astype(str).to_numpy()[keep])
-    seen = np.zeros((len(observers), len(stimuli)), bool)
-    correct = np.zeros_like(seen)
-    seen[o[keep], s] = True
-    correct[o[keep], s] = data["correct"].to_numpy(bool)[keep]
-    rng = np.random.default_rng([seed, zlib.crc32(str(condition).encode())])
-    weights = _resample_counts(rng, len(stimuli), n_boot)
-    is_model = np.array([False] * len(humans) + [True] * len(present))
-    bounds = difference_bootstrap(correct, seen, is_model, weights, confidence)
-    return {m: (float(lo), float(hi), len(stimuli)) for m, (lo, hi) in zip(present, bounds)}
+class _Coded:
+    """The trials as integer codes, grouped by condition once (pandas selections per
+    condition cost more than the bootstrap itself)."""
+
+    def __init__(self, trials: pd.DataFrame):
+        self.observer_code, self.observers = pd.factorize(trials["observer"].astype(str))
+        self.stimulus_code, _ = pd.factorize(trials["stimulus_id"].astype(str), sort=True)
+        self.correct = trials["correct"].to_numpy(bool)
+        types = trials.drop_duplicates("observer").set_index("observer")["observer_type"]
+        self.is_human = np.array([types[o] == "human" for o in self.observers])
+        self.rows = {str(c): idx for c, idx in trials.groupby("condition").indices.items()}
+
+    def difference_ci(self, condition: str, models: list[str], n_boot: int, seed: int,
+                      confidence: float) -> dict:
+        """model -> (difference CI low, high, stimuli resampled) in one condition."""
+        rows = self.rows.get(str(condition))
+        if n_boot <= 0 or rows is None or not len(rows):
+            return {}
+        o_all = self.observer_code[rows]
+        present = np.unique(o_all)
+        humans = [i for i in present if self.is_human[i]]
+        names = list(self.observers)
+        model_codes = [names.index(m) for m in models if m in names]
+        model_codes = [i for i in model_codes if i in set(present)]
+        if not humans or not model_codes:
+            return {}
+        order = np.array(humans + model_codes)
+        position = np.full(len(names), -1)
+        position[order] = np.arange(len(order))
+        o = position[o_all]
+        keep = o >= 0
+        stimuli, s = np.unique(self.stimulus_code[rows][keep], return_inverse=True)
+        seen = np.zeros((len(order), len(stimuli)), bool)
+        correct = np.zeros_like(seen)
+        seen[o[keep], s] = True
+        correct[o[keep], s] = self.correct[rows][keep]
+        rng = np.random.default_rng([seed, zlib.crc32(str(condition).encode())])
+        weights = _resample_counts(rng, len(stimuli), n_boot)
+        is_model = np.array([False] * len(humans) + [True] * len(model_codes))
+        bounds = difference_bootstrap(correct, seen, is_model, weights, confidence)
+        return {names[i]: (float(lo), float(hi), len(stimuli))
+                for i, (lo, hi) in zip(model_codes, bounds)}
