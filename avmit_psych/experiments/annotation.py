@@ -142,8 +142,12 @@ def screening_result(rows: list[dict], pass_mark: int = 38) -> ScreeningResult:
 class SimulatedRater:
     """A rater with an accuracy, an RT distribution and habits (early presses, replays).
 
-    ``respond(true_rating)`` gives the plan for one trial: keys pressed during playback, then
+    ``plan(true_rating)`` gives the plan for one trial: keys pressed during playback, then
     replays, then the rating, with delays in seconds after the video ends.
+
+    ``accuracy`` is the probability that the rating equals ``true_rating``: a wrong rating is
+    one of the other two, never by chance the true one. Without a true rating (``None``) the
+    rater presses 1, 2 or 3 with equal probability.
     """
 
     seed: int
@@ -155,12 +159,18 @@ class SimulatedRater:
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self):
+        if not 0 <= self.accuracy <= 1:
+            raise ValueError(f"accuracy is the probability of giving the true rating: "
+                             f"expected a value in [0, 1], got {self.accuracy}")
         self.rng = np.random.default_rng([int(self.seed), 59])
 
     def rating_for(self, true_rating: int | None) -> int:
-        if true_rating is not None and self.rng.random() < self.accuracy:
+        if true_rating is None:
+            return int(self.rng.integers(1, 4))
+        if self.rng.random() < self.accuracy:
             return int(true_rating)
-        return int(self.rng.integers(1, 4))
+        others = [int(k) for k in RATING_KEYS if int(k) != int(true_rating)]
+        return others[int(self.rng.integers(len(others)))]
 
     def rt(self) -> float:
         return float(np.clip(self.rt_median_s * np.exp(self.rng.normal(0, self.rt_sigma)),

@@ -129,10 +129,26 @@ def grid_positions(width_px: float, height_px: float, *, top_px: float = 0.0):
     return {c: (float(xs[i % 4]), float(ys[i // 4])) for i, c in enumerate(TEST_CLASSES)}
 
 
+def wrong_response(task: str, right: str, rng: np.random.Generator) -> str:
+    """A wrong answer drawn uniformly from the task's other answers (never ``right``), so an
+    observer that errs with probability 1 - p is correct with probability exactly p."""
+    if task != "classify":
+        return "different" if right == "same" else "same"
+    others = [c for c in TEST_CLASSES if c != right]
+    return str(others[rng.integers(len(others))])
+
+
 @dataclass
 class SimulatedObserver:
-    """A participant for tests and demos: right with ``accuracy`` (less under heavy
-    manipulation), RTs log-normal; answers the headphone screen correctly."""
+    """A participant for tests and demos: correct with probability ``accuracy`` in every
+    condition, RTs log-normal; answers the headphone screen correctly.
+
+    ``accuracy`` is the probability of a correct answer itself, not of "knowing" the answer:
+    a wrong answer comes from the other 15 classes (classify) or is the other key
+    (correspondence), never by chance the right one. Chance is 1/16 and 1/2, so an
+    ``accuracy`` below those is a below-chance observer. For accuracy that falls with a
+    manipulation's level use :class:`PsychometricObserver`.
+    """
 
     seed: int
     accuracy: float = 0.8
@@ -140,6 +156,9 @@ class SimulatedObserver:
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self):
+        if not 0 <= self.accuracy <= 1:
+            raise ValueError(f"accuracy is a probability of a correct answer: expected a "
+                             f"value in [0, 1], got {self.accuracy}")
         self.rng = np.random.default_rng([int(self.seed), 79])
 
     def rt(self) -> float:
@@ -149,9 +168,7 @@ class SimulatedObserver:
         right = correct_response(task, stim)
         if self.rng.random() < self.accuracy:
             return right
-        if task == "classify":
-            return str(self.rng.choice(list(TEST_CLASSES)))
-        return "different" if right == "same" else "same"
+        return wrong_response(task, right, self.rng)
 
 
 #: Which way each levelled manipulation makes a stimulus easier: +1 when a higher level is
@@ -210,6 +227,8 @@ class PsychometricObserver:
     Conditions without levels (``none``, ``audio_only``, ``visual_only``, ...) are right with
     their ``base_accuracy``; anything else with ``base_accuracy['none']`` (else ``1 - lapse``).
 
+    ``p_correct`` is the probability of a correct answer itself: the guess rate is inside the
+    function already, so a wrong answer is never the right one (no second 1/16 on top).
     Wrong answers are not uniform: with probability ``confusable_share`` they come from the true
     class's :data:`CONFUSABLE_CLASSES`, otherwise from the remaining classes, so confusion
     matrices have the structure a real one has. Response times are log-normal around
@@ -259,7 +278,7 @@ class PsychometricObserver:
         if self.rng.random() < self._p_stim(task, stim):
             return right
         if task != "classify":
-            return "different" if right == "same" else "same"
+            return wrong_response(task, right, self.rng)
         likely = [c for c in self.confusable.get(right, ()) if c != right]
         if likely and self.rng.random() < self.confusable_share:
             return str(likely[self.rng.integers(len(likely))])

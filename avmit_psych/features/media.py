@@ -8,10 +8,12 @@ Audio (the paper's steps): decode the first audio stream cast to 16-bit integers
 10 x max(up, down) taps; passband flat to well within 0.1 dB below 7 kHz). A video without an
 audio stream gets digital silence of its duration (3 s when unknown), as the authors did.
 
-Frames: sampled by time at 0, d, 2d, ... (while k*d is before the end) whatever the frame rate,
-taking for each time the frame whose index is round(k*d*fps), so the frame shown at k*d is
-within half a frame of it; RGB; resized to 224 x 224 with OpenCV's bilinear ``cv2.resize`` (the
-authors' call). A 3.0 s clip gives 4 frames at d = 960 ms and 7 at d = 480 ms.
+Frames: sampled by time at 0, d, 2d, ... (while k*d is before the end of the clip) whatever
+the frame rate, d = 960 ms (VGG16) or 480 ms (EfficientNetB0), taking for time k*d the frame
+whose timestamp is nearest to it: index floor(k*d*fps + 1/2) (see :func:`frame_indices` for
+the rule, the paper's words and how the authors' released script differs); RGB; resized to
+224 x 224 with OpenCV's bilinear ``cv2.resize`` (the authors' call). A 3.0 s clip gives 4
+frames at d = 960 ms and 7 at d = 480 ms.
 """
 from __future__ import annotations
 
@@ -178,13 +180,50 @@ def audio_peak(path, info: MediaInfo | None = None) -> int:
 
 
 def frame_times(duration_s: float, interval_s: float) -> np.ndarray:
-    """Sampling times 0, d, 2d, ... before the end of the clip."""
+    """Sampling times 0, d, 2d, ... (s) strictly before ``duration_s``: a 3.0 s clip gives
+    0, 0.96, 1.92, 2.88 at d = 0.96 s and 0, 0.48, ..., 2.88 (7 times) at d = 0.48 s."""
     n = int(math.floor(duration_s / interval_s - 1e-9)) + 1
     return np.arange(max(n, 0)) * interval_s
 
 
 def frame_indices(times_s: np.ndarray, fps: float, n_frames: int | None = None) -> np.ndarray:
-    idx = np.rint(np.asarray(times_s) * fps).astype(np.int64)
+    """Index (from 0, in decoding order) of the frame sampled for each time in ``times_s``.
+
+    The rule: the frame whose timestamp n / fps is nearest to t, i.e.
+    ``n = floor(t * fps + 1/2)`` (an exact tie goes to the later frame), clipped to
+    ``n_frames - 1`` when the number of frames is given. The chosen frame starts within half
+    a frame period of t (the frame on screen at t, floor(t * fps), can be up to one period
+    earlier). Frame n is taken to start at n / fps, i.e. a constant frame rate and a first
+    frame at 0, as in the MIT clips.
+
+    Hand-computed for d = 480 ms (t = 0, 0.48, ..., 2.88 s):
+
+    ========  =====================  ==============================
+    fps       t * fps                indices
+    ========  =====================  ==============================
+    25        0, 12, 24, ..., 72     0, 12, 24, 36, 48, 60, 72
+    29.97     0, 14.39, 28.77, ...   0, 14, 29, 43, 58, 72, 86
+    30        0, 14.4, 28.8, ...     0, 14, 29, 43, 58, 72, 86
+    ========  =====================  ==============================
+
+    The paper (Methods, "Neural network embeddings"): "For visual processing, we sampled
+    frames according to the frequency of the complementary audio features; 960ms for VGG-16
+    and 480ms for EfficientNetB0. This was to provide a similar number of audio and visual
+    embeddings per sample." (facts.md: "frames sampled every 960 ms (VGG16) or 480 ms
+    (EfficientNetB0)"; sequences padded to 7 timesteps.) So visual timestep k stands for time
+    k*d, where audio example k starts; the paper names no rounding rule, and nearest is the
+    one that keeps each frame within half a frame of its time at any frame rate.
+
+    The authors' released script (``feature_extractor/extract_features.py``) differs from
+    these words: its OpenCV loop reads frames until ``CAP_PROP_POS_MSEC`` (the timestamp of
+    the last frame read) reaches the previous such timestamp + d, then keeps the *next*
+    frame. So each kept frame is one frame after its time, and the times drift by
+    ceil(d * fps) frames, not d: at 30 fps and d = 480 ms frames 0, 16, 31, 46, 61, 76
+    (0, 533, 1033, 1533, 2033, 2533 ms; 6 frames in 3 s, not 7), at 25 fps 0, 13, 25, 37,
+    49, 61, 73 (``benchmarks/bench_extract.py`` runs that loop and prints both).
+    """
+    idx = np.floor(np.asarray(times_s, dtype=np.float64) * float(fps) + 0.5 + 1e-9)
+    idx = idx.astype(np.int64)
     if n_frames is not None:
         idx = np.minimum(idx, n_frames - 1)
     return idx
