@@ -412,8 +412,8 @@ def main() -> int:
           f"{n_matched / times['ffmpeg_matched_s']:6.2f} stimuli/s")
     print(f"    ratio ours / ffmpeg: {result['ratio_matched_ours_over_ffmpeg']:.2f} "
           "(target <= 1.5)")
-    print(f"  whole suite, with visual_noise and audio_only where ffmpeg does a different job "
-          f"(noise filter, not achromatic Gaussian SD; mid-grey, not the clip's mean):")
+    print("  whole suite, with visual_noise and audio_only where ffmpeg does a different job "
+          "(noise filter, not achromatic Gaussian SD; mid-grey, not the clip's mean):")
     print(f"    avmit_psych generate   {ours_all:7.2f} s  {n / ours_all:6.2f} stimuli/s "
           f"(+ verification {times['verify_matched_s'] + times['verify_other_s']:.2f} s)")
     print(f"    ffmpeg command lines   {ff_all:7.2f} s  {n / ff_all:6.2f} stimuli/s")

@@ -154,10 +154,11 @@ def root(tmp_path):
 @pytest.mark.parametrize("rel, label, expected", [
     ("barking/missing.tfrecord", "barking", "TFRecord file not found"),
     ("barking/truncated.tfrecord", "barking", "not a complete GZIP TFRecord"),
-    ("barking/garbage.tfrecord", "barking", "truncated TFRecord"),
+    ("barking/garbage.tfrecord", "barking", "record 1: length CRC mismatch"),
     ("barking/odd.tfrecord", "barking", "embedding sizes (100, 512) are not a released set"),
     ("barking/yamnet.tfrecord", "barking", "expected (128, 512) for vggish_vgg16"),
-    ("barking/long.tfrecord", "barking", "9 timesteps, more than 7. Fix: use --truncate"),
+    ("barking/long.tfrecord", "barking",
+     "9 timesteps, more than 7 (named by split.csv row 1). Fix: use --truncate"),
     ("barking/good.tfrecord", "diving", "label 'barking' in the file, 'diving' in the CSV"),
     ("../outside.tfrecord", "barking", "is not under the TFRecord root"),
     ("barking/good.tfrecord", "laughing", "label 'laughing' is not one of the 16 test classes"),

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import _tf
+from .. import _atomic, _tf
 from .._atomic import atomic_path, fsync_file, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError, TEST_CLASSES
@@ -431,7 +431,7 @@ def _build(root: Path, seed: int, log) -> DemoStudy:
     shutil.rmtree(staging, ignore_errors=True)
     simulate_participants(manifest, staging, observers, seed=seed)
     shutil.rmtree(root / "humans", ignore_errors=True)
-    os.replace(staging, root / "humans")
+    _atomic.replace(staging, root / "humans")
     schema.write_csv(observers.drop(columns="observer"), root / "observers.csv")
     human_accuracy = _accuracy_by_condition(pd.concat(
         [pd.read_csv(p, dtype=str, keep_default_na=False)

@@ -37,7 +37,9 @@ def _data_args(p, *, csv_flags):
     p.add_argument("--truncate", action="store_true",
                    help="keep the first 7 timesteps of longer sequences instead of an error")
     p.add_argument("--skip-bad", action="store_true",
-                   help="skip rows whose TFRecord is missing or bad (listed in skipped.csv)")
+                   help="skip rows whose TFRecord is missing, truncated, corrupt (gzip or "
+                        "TFRecord CRC) or not the released layout, and list them with the "
+                        "reason (skipped_*.csv) instead of stopping at the first")
     p.add_argument("--no-cache", action="store_true", help="do not use the split cache")
 
 
@@ -54,7 +56,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--epochs", type=int, help="override the config's maximum epochs")
     t.add_argument("--seed", type=int, help="override the config's seed")
     t.add_argument("--truncate", action="store_true")
-    t.add_argument("--skip-bad", action="store_true")
+    t.add_argument("--skip-bad", action="store_true",
+                   help="as for evaluate: list bad TFRecords in skipped_*.csv and go on")
     t.add_argument("--no-cache", action="store_true")
     t.add_argument("--media", type=Path, metavar="media.csv",
                    help="`features probe` output: SAVC leaves out videos without audio "
@@ -130,8 +133,17 @@ def _load(csv, root, args, **kw):
 def _report_skipped(split, out_dir: Path, what: str) -> None:
     if len(split.skipped):
         schema.write_csv(split.skipped, out_dir / f"skipped_{what}.csv")
-        print(f"skipped {len(split.skipped)} bad rows of the {what} CSV -> "
-              f"{out_dir / f'skipped_{what}.csv'}", file=sys.stderr)
+    _print_skipped(split, out_dir / f"skipped_{what}.csv", what)
+
+
+def _print_skipped(split, listed_in: Path, what: str, shown: int = 5) -> None:
+    """--skip-bad: say how many rows were left out, where they are listed, and the first few."""
+    if not len(split.skipped):
+        return
+    print(f"skipped {len(split.skipped)} bad rows of the {what} CSV -> {listed_in}",
+          file=sys.stderr)
+    for row in split.skipped.head(shown).itertuples():
+        print(f"  skipped row {row.row}: {row.error}", file=sys.stderr)
 
 
 def _train(args) -> int:
@@ -195,6 +207,7 @@ def _evaluate(args) -> int:
         batch.path("metrics.json").write_text(json.dumps(metrics, indent=2))
         if len(split.skipped):
             schema.write_csv(split.skipped, batch.path("skipped_test.csv"))
+    _print_skipped(split, args.out / "skipped_test.csv", "test")
     print(json.dumps(metrics))
     return 0
 
@@ -208,6 +221,7 @@ def _predict(args) -> int:
     schema.write_csv(predictions, args.out)
     if len(split.skipped):
         schema.write_csv(split.skipped, args.out.with_name(args.out.stem + "_skipped.csv"))
+    _print_skipped(split, args.out.with_name(args.out.stem + "_skipped.csv"), "manifest")
     print(json.dumps(metrics))
     return 0
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .. import _atomic
+
 RECORD_ID = 8253350
 RECORD_URL = f"https://zenodo.org/api/records/{RECORD_ID}"
 #: Downloaded by default: the annotations and the test set.
@@ -173,7 +175,7 @@ def fetch_file(entry: RecordFile, to: Path, *, progress: bool = True,
         raise DownloadError(f"{entry.key}: size or checksum does not match the record "
                             f"(expected {entry.size:,} bytes, {entry.checksum}); the partial "
                             "file was removed, run the command again")
-    os.replace(part, final)
+    _atomic.replace(part, final)
     return final
 
 

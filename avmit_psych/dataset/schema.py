@@ -518,8 +518,11 @@ class OutputBatch:
         import shutil
         try:
             if exc_type is None:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
+                from .._atomic import fsync_dir, fsync_tree, make_folder
+                make_folder(self.out_dir)
                 for item in sorted(self._staging.iterdir()):
+                    fsync_tree(item)  # on disk before its final name says it is finished
                     os.replace(item, self.out_dir / item.name)
+                fsync_dir(self.out_dir)
         finally:
             shutil.rmtree(self._staging, ignore_errors=True)

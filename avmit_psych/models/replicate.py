@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._atomic import atomic_path
 from ..dataset import schema, tfrecords
 from ..dataset.schema import DatasetError
 from . import evaluation, paper, training
@@ -48,7 +49,8 @@ def replicate(configs_dir, *, csv_dir, roots: dict, out_dir, epochs: int | None 
         result = training.train(cfg, load(train_csv), load(val_csv), run_dir,
                                 verbose=verbose)
         _, metrics = evaluation.evaluate(cfg, result.model, load(csv_dir / "test_set.csv"))
-        (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
+        with atomic_path(run_dir / "test_metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
         key = (cfg.train_set, cfg.embeddings, cfg.rnn)
         if cfg.task == "recognition":
             p_loss, p_top1, p_top5 = paper.TABLE6[key]

@@ -9,6 +9,10 @@
 - ``best.weights.h5``: the weights of the best epoch so far (val loss, or val accuracy for SAVC);
 - on completion ``model.weights.h5`` (the best weights, restored) and ``metrics.json``.
 
+Every file and the checkpoint folder are written through :mod:`avmit_psych._atomic` (fsync,
+rename, fsync of the folder), so a crash or a power cut never leaves a file that a rerun takes
+for finished; a rerun of a finished run checks that its weights load before it reports them.
+
 Recognition: sparse cross-entropy, Adam with exponential learning-rate decay, early stopping
 on validation loss (``patience``, ``min_delta``) restoring the best weights. SAVC: fresh pairs
 every epoch (:mod:`.savc`), fixed validation pairs, Adam with weight decay, the checkpoint with
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import _tf
+from .. import _atomic, _tf
 from .._atomic import atomic_path, fsync_file
 from ..dataset.schema import DatasetError
 from . import savc
@@ -197,24 +200,35 @@ class _EpochKeeper:
 
 
 def _append_history(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", encoding="utf-8", newline="") as fh:
+    with _atomic.appending(path) as (fh, new):
         pd.DataFrame([row]).to_csv(fh, header=new, index=False, lineterminator="\n")
-        fsync_file(fh)
+
+
+def _trim_history(path: Path, last_epoch: int) -> None:
+    """Drop history rows after the checkpointed epoch (a run killed between writing an epoch's
+    row and its checkpoint redoes that epoch) and rows torn by a crash."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    history = pd.read_csv(path, on_bad_lines="skip")
+    if "epoch" not in history.columns:
+        return
+    epochs = pd.to_numeric(history["epoch"], errors="coerce")
+    keep = history[epochs.notna() & (epochs <= last_epoch)]
+    if len(keep) != len(history):
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+            keep.to_csv(fh, index=False, lineterminator="\n")
 
 
 def _save_checkpoint(model, out_dir: Path, state: dict) -> None:
-    ckpt_root = out_dir / "checkpoint"
-    ckpt_root.mkdir(exist_ok=True)
+    ckpt_root = _atomic.make_folder(out_dir / "checkpoint")
     target = ckpt_root / f"epoch-{state['epoch']}"
-    tmp = ckpt_root / f".epoch-{state['epoch']}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save_weights(tmp / "model.weights.h5")
-    opt_vars = {f"v{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
-    np.savez(tmp / "optimizer.npz", **opt_vars)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    if target.exists():
+        _atomic.remove(target)
+    with atomic_path(target) as tmp:  # the folder appears whole, fsynced, or not at all
+        tmp.mkdir()
+        model.save_weights(tmp / "model.weights.h5")
+        opt_vars = {f"v{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
+        np.savez(tmp / "optimizer.npz", **opt_vars)
     _atomic_json(ckpt_root / "state.json", {**state, "checkpoint": target.name})
     for old in ckpt_root.glob("epoch-*"):
         if old.name != target.name:
@@ -290,11 +304,9 @@ def train(cfg: ModelConfig, train_split, val_split, out_dir, *, epochs: int | No
             raise DatasetError("this folder holds a run of a different config", path=saved,
                                fix="use a new --out folder, or the same config to resume")
     if (out_dir / "metrics.json").exists():
-        metrics = json.loads((out_dir / "metrics.json").read_text())
-        model = build_model(cfg)
-        model.load_weights(out_dir / "model.weights.h5")
-        return TrainResult(out_dir, pd.read_csv(out_dir / "history.csv"), metrics, model)
+        return _finished_run(cfg, out_dir)
     save_config(cfg, saved)
+    _atomic.remove_stale_temporaries(out_dir)  # left by a run killed mid-write
 
     _tf.set_seeds(cfg.seed)
     if cfg.task == "recognition":
@@ -322,6 +334,7 @@ def train(cfg: ModelConfig, train_split, val_split, out_dir, *, epochs: int | No
     compile_model(model, cfg, steps_per_epoch,
                   steps_per_execution_for(steps_per_epoch, steps_per_execution))
     state = _restore_checkpoint(model, out_dir) or {"epoch": 0, "best": None, "wait": 0}
+    _trim_history(out_dir / "history.csv", state["epoch"])
     if state.get("stopped_early") or state["epoch"] >= cfg.epochs:
         first_epoch = cfg.epochs if state["epoch"] >= cfg.epochs else state["epoch"]
     else:
@@ -357,6 +370,35 @@ def train(cfg: ModelConfig, train_split, val_split, out_dir, *, epochs: int | No
     return TrainResult(out_dir, history, metrics, model)
 
 
+def _load_weights(model, path: Path) -> None:
+    """``model.load_weights`` with a file that is cut short or corrupt as a DatasetError."""
+    try:
+        model.load_weights(path)
+    except Exception as err:  # h5py / Keras raise OSError, ValueError, KeyError...
+        raise DatasetError(f"the weights do not load ({type(err).__name__}: "
+                           f"{' '.join(str(err).split())[:200]})", path=path,
+                           fix="train again into a new --out folder") from None
+
+
+def _finished_run(cfg: ModelConfig, out_dir: Path) -> TrainResult:
+    """A finished run, checked before it is reported: metrics.json parses and the final
+    weights load (rewritten from best.weights.h5, which they copy, when they do not)."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+        history = pd.read_csv(out_dir / "history.csv")
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"a finished run whose metrics.json or history.csv does not read "
+                           f"({type(err).__name__})", path=out_dir,
+                           fix="train again into a new --out folder") from None
+    model = build_model(cfg)
+    try:
+        _load_weights(model, out_dir / "model.weights.h5")
+    except DatasetError:
+        _load_weights(model, out_dir / "best.weights.h5")
+        _save_weights(model, out_dir / "model.weights.h5")
+    return TrainResult(out_dir, history, metrics, model)
+
+
 def load_trained(model_dir):
     """(config, model with its trained weights) from a training output folder."""
     model_dir = Path(model_dir)
@@ -365,5 +407,5 @@ def load_trained(model_dir):
                            fix="give the --out folder of a finished 'train' run")
     cfg = load_config(model_dir / "config.yaml")
     model = build_model(cfg)
-    model.load_weights(model_dir / "model.weights.h5")
+    _load_weights(model, model_dir / "model.weights.h5")
     return cfg, model

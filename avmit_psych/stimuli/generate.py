@@ -2,21 +2,24 @@
 verified, and listed in ``manifest.csv``.
 
 Each worker process takes one source video, decodes it once and makes all of its stimuli, so
-the decoding cost is shared by the suite's conditions. A finished stimulus is renamed into
-place and then appended (fsynced) to ``.journal.csv``; a rerun skips journaled stimuli whose
-file is there, so a killed run resumes. ``manifest.csv`` is written last, atomically, and lists
+the decoding cost is shared by the suite's conditions. A finished stimulus is fsynced, renamed
+into place (the folder fsynced) and then appended (fsynced) to ``.journal.csv`` with its size
+and SHA-256; a rerun skips a journaled stimulus only when its file still has that size and
+SHA-256, and makes it again otherwise (a file cut short by a power cut, say), so a killed run
+resumes and nothing broken is kept. ``manifest.csv`` is written last, atomically, and lists
 only stimuli that are complete and (unless ``verify=False``) verified.
 """
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._atomic import atomic_path, fsync_file, sha256_file
+from .. import _atomic
+from .._atomic import atomic_path, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError
 from ..features.media import MediaError
@@ -29,6 +32,7 @@ MANIFEST_COLUMNS = ["stimulus_id", "path", "source_filename", "label", "manipula
                     "sha256", "source_new_filename", "source_path", "audio_source_path",
                     "noise_color", "container", "verified"]
 JOURNAL = ".journal.csv"
+JOURNAL_COLUMNS = ["stimulus_id", "path", "duration_s", "fps", "sample_rate", "sha256", "size"]
 
 
 def sources_from_test_set(test_set_csv, videos_root) -> pd.DataFrame:
@@ -76,16 +80,18 @@ def calibrated_audio_noise(audio, rate: int, snr_db: float, *, color: str, seed:
     """``manipulations.audio_noise`` with the noise level corrected for AAC coding."""
     from .io import aac_roundtrip
     target = snr_db
-    mixed = None
+    best, best_error = None, np.inf
     added = M.unit_noise(len(audio), audio.shape[1], color, seed)
     for _ in range(max_rounds):
         mixed, _ = M.audio_noise(audio, rate, target, color=color, seed=seed)
         achieved = M.measured_snr_db(aac_roundtrip(mixed, rate, audio_bitrate=audio_bitrate),
                                      audio, rate, added_noise=added)
-        if abs(achieved - snr_db) <= SNR_CALIBRATION_DB:
+        if abs(achieved - snr_db) < best_error:   # the rounds can oscillate: keep the closest
+            best, best_error = mixed, abs(achieved - snr_db)
+        if best_error <= SNR_CALIBRATION_DB:
             break
         target -= achieved - snr_db
-    return mixed
+    return best
 
 
 def make_stimulus(clip, cond: Condition, seed: int, donor_clip=None, *, container: str = "mov",
@@ -159,7 +165,7 @@ def _work_source(task: dict) -> list[dict]:
                 "stimulus_id": s["stimulus_id"], "path": s["path"],
                 "duration_s": round(len(frames) / float(clip.fps), 6),
                 "fps": round(float(clip.fps), 6), "sample_rate": clip.sample_rate_hz,
-                "sha256": sha256_file(target)})
+                "sha256": sha256_file(target), "size": target.stat().st_size})
         except (MediaError, ValueError, RuntimeError, OSError) as err:
             results.append({"stimulus_id": s["stimulus_id"], "error": str(err)})
     return results
@@ -183,19 +189,51 @@ def _check_output_folder(out_dir: Path, suite: Suite, seed: int) -> None:
 
 
 def _read_journal(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        return pd.DataFrame(columns=["stimulus_id", "path", "duration_s", "fps", "sample_rate",
-                                     "sha256"])
-    return pd.read_csv(path, dtype={"stimulus_id": str, "path": str, "sha256": str})
+    """The journal's rows; a line torn by a crash mid-append is left out (its stimulus is
+    made again)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=JOURNAL_COLUMNS)
+    table = pd.read_csv(path, dtype={"stimulus_id": str, "path": str, "sha256": str},
+                        on_bad_lines="skip")
+    return table.reindex(columns=JOURNAL_COLUMNS)
 
 
 def _append_journal(path: Path, rows: list[dict]) -> None:
-    new = not path.exists()
-    cols = ["stimulus_id", "path", "duration_s", "fps", "sample_rate", "sha256"]
-    with open(path, "a", encoding="utf-8", newline="") as fh:
+    cols = JOURNAL_COLUMNS
+    if path.exists() and path.stat().st_size:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            if "size" not in fh.readline().strip().split(","):
+                cols = [c for c in JOURNAL_COLUMNS if c != "size"]  # a journal from before sizes
+    with _atomic.appending(path) as (fh, new):
         pd.DataFrame(rows, columns=cols).to_csv(fh, header=new, index=False,
                                                 lineterminator="\n")
-        fsync_file(fh)
+
+
+def check_done(journal: pd.DataFrame, out_dir, *, workers: int = 4) -> tuple[set, dict]:
+    """Which journaled stimuli a rerun may keep: (ids whose file has the journaled size and
+    SHA-256, {id: problem} for those whose file is there but differs). Only the last journal
+    row of each stimulus counts; stimuli whose file is missing are in neither."""
+    out_dir = Path(out_dir)
+    last = journal.dropna(subset=["stimulus_id", "path"]).drop_duplicates("stimulus_id",
+                                                                         keep="last")
+
+    def check(row):
+        target = out_dir / row["path"]
+        if not target.exists():
+            return None
+        size = row.get("size")
+        if pd.notna(size) and target.stat().st_size != int(size):
+            return f"{target.stat().st_size} bytes, the journal says {int(size)}"
+        if not isinstance(row["sha256"], str) or sha256_file(target) != row["sha256"]:
+            return "SHA-256 differs from the journal's"
+        return ""
+
+    rows = last.to_dict("records")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(check, rows))
+    done = {r["stimulus_id"] for r, p in zip(rows, results) if p == ""}
+    bad = {r["stimulus_id"]: p for r, p in zip(rows, results) if p}
+    return done, bad
 
 
 def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed: int = 0,
@@ -206,10 +244,13 @@ def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed:
     suite = load_suite(suite) if not isinstance(suite, Suite) else suite
     out_dir = Path(out_dir)
     _check_output_folder(out_dir, suite, seed)
+    _atomic.remove_stale_temporaries(out_dir)  # what a killed run left half-written
     stimuli = plan(suite, sources, seed=seed)
     journal_path = out_dir / JOURNAL
-    journal = _read_journal(journal_path)
-    done = {r.stimulus_id for r in journal.itertuples() if (out_dir / r.path).exists()}
+    done, broken = check_done(_read_journal(journal_path), out_dir, workers=2 * workers)
+    for sid, path in zip(stimuli["stimulus_id"], stimuli["path"]):
+        if sid in broken:  # made again below; until then nothing claims it is finished
+            _atomic.remove(out_dir / path)
     tasks = []
     for src_index, group in stimuli.groupby("source", sort=True):
         pending = [s for s in group.to_dict("records") if s["stimulus_id"] not in done]
@@ -236,7 +277,8 @@ def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed:
                     _append_journal(journal_path, ok)
                 bar.update(len(rows))
     bar.close()
-    journal = _read_journal(journal_path).drop_duplicates("stimulus_id", keep="last")
+    journal = _read_journal(journal_path).dropna(subset=["stimulus_id", "path"])
+    journal = journal.drop_duplicates("stimulus_id", keep="last")
     manifest = _manifest(stimuli, sources, journal, out_dir, suite)
     failures = pd.DataFrame(failures, columns=["stimulus_id", "error"])
     verification = None
