@@ -17,6 +17,8 @@ commands of the toolkit:
   python -m avmit_psych.dataset synthetic-embeddings   synthetic TFRecords + split CSVs
   python -m avmit_psych.stimuli generate     manipulated stimulus suites + verified manifest
   python -m avmit_psych.stimuli verify       measure every stimulus of a manifest
+  python -m avmit_psych.experiments plan     a counterbalanced study plan (lists, sessions,
+                                             practice, repeats, power) for a manifest
   python -m avmit_psych.features extract     embed videos into released-layout TFRecords
   python -m avmit_psych.features probe       frame rate, duration and audio of videos
   python -m avmit_psych.analysis ratings     aggregate / summary / select annotations

@@ -37,3 +37,17 @@ def dispatch(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> 
     """Parse ``argv`` with the command's parser and call the chosen sub-command's handler."""
     args = build_parser().parse_args(argv)
     return args.handler(args)
+
+
+def command_group(prog: str, description: str,
+                  *add_parsers) -> Callable[[], argparse.ArgumentParser]:
+    """A ``build_parser`` for ``python -m avmit_psych.<stage> COMMAND``: each of ``add_parsers``
+    adds its command(s) to the sub-parsers (``add_parser(sub)``)."""
+    def build_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=prog, formatter_class=Formatter,
+                                         description=description)
+        sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        for add in add_parsers:
+            add(sub)
+        return parser
+    return build_parser

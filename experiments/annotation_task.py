@@ -162,6 +162,12 @@ def main(argv=None) -> int:
     participant, session = ask_participant(args)
     participant, session = check_participant(participant), check_session(session)
     data_dir = args.data_dir
+    cols = A.ROW_COLUMNS
+    # the writers take the session's locks before anything is read or written: a second
+    # launch for the same participant and session stops here, changing nothing
+    main_writer = TrialWriter(data_dir, participant, session, "annotation", cols)
+    training = TrialWriter(data_dir, participant, session, "annotationtraining", cols)
+    screening = TrialWriter(data_dir, participant, session, "annotationscreening", cols)
     tables = pools(cfg, data_dir, args.simulate or 0)
     simulator = A.SimulatedRater(args.simulate) if args.simulate is not None else None
     true_ratings = {}
@@ -171,10 +177,6 @@ def main(argv=None) -> int:
     db = AssignmentDB(data_dir / "annotation.sqlite",
                       raters_per_video=int(cfg.get("raters_per_video", 3)))
     db.add_videos(tables["pool"], seed=0)
-    cols = A.ROW_COLUMNS
-    training = TrialWriter(data_dir, participant, session, "annotationtraining", cols)
-    screening = TrialWriter(data_dir, participant, session, "annotationscreening", cols)
-    main_writer = TrialWriter(data_dir, participant, session, "annotation", cols)
     # a crash between writing a row and recording it in the database is mended here
     if len(main_writer.completed):
         db.reconcile(participant, session, dict(zip(main_writer.completed["filename"],

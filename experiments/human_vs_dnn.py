@@ -1,13 +1,23 @@
-"""The human-vs-DNN test (PsychoPy): humans classify the stimuli of a suite.
+"""The human-vs-DNN test (PsychoPy): humans classify the stimuli of a planned study.
 
-    python experiments/human_vs_dnn.py --participant P01 --session 1
-    python experiments/human_vs_dnn.py --participant P01 --session 1 --task correspondence \\
+    python -m avmit_psych.experiments plan --manifest suite/manifest.csv --out study/
+    python experiments/human_vs_dnn.py --study study/ --participant P01 --session 1
+    python experiments/human_vs_dnn.py --study study/ --participant P01 --session 1 \\
         --simulate 1 --fast --windowed
 
-A headphone screen (Woods et al. 2017) first, then practice with feedback, then every stimulus
-of the manifest in a seeded per-participant order (some shown twice). Every trial is appended
-and fsynced to ``<data-dir>/sub-<id>_ses-<n>_task-<task>_beh.csv`` (the trials contract) before
-the next starts; Escape saves and exits; the same command resumes after the last trial.
+With ``--study`` the participant gets a list of the study (the first time: the list with the
+fewest participants so far, recorded in ``study/participants.csv``) and the session runs that
+list's plan: a headphone screen (Woods et al. 2017) first, then the planned practice (with
+feedback), then the main trials in the planned order with the planned breaks and repeats.
+Every trial is appended and fsynced to ``<data-dir>/sub-<id>_ses-<n>_task-<task>_beh.csv``
+(the trials contract, plus ``list`` and ``position``; default data folder ``study/data``)
+before the next starts; Escape saves and exits; the same command resumes at the next planned
+position, after checking that every recorded trial is the plan's and that the plan file is the
+one the session started with (its SHA-256 is in the data file's ``.json``). A second launch
+for the same participant and session while the first runs is refused.
+
+Without ``--study`` the script runs only the built-in demo suite (every stimulus once, in a
+seeded per-participant order): a real suite needs a counterbalanced plan.
 """
 from __future__ import annotations
 
@@ -31,10 +41,13 @@ from avmit_psych.experiments.datafile import TrialWriter, check_participant, che
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", type=Path, metavar="DIR",
+                   help="a study folder from `python -m avmit_psych.experiments plan`")
     p.add_argument("--participant")
     p.add_argument("--session", type=int)
     p.add_argument("--config", type=Path, default=HERE / "human_vs_dnn.yaml")
-    p.add_argument("--data-dir", type=Path, default=Path("data"))
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where data files go (default: STUDY/data with --study, else data/)")
     p.add_argument("--task", choices=["classify", "correspondence"])
     p.add_argument("--simulate", type=int, metavar="SEED")
     p.add_argument("--fast", action="store_true",
@@ -54,7 +67,11 @@ def load_manifest(cfg: dict, cfg_dir: Path, data_dir: Path) -> pd.DataFrame:
         path = demo_suite(data_dir / "demo_suite")
         root = path.parent
     else:
-        root = (cfg_dir / cfg["suite_root"]) if cfg.get("suite_root") else path.parent
+        raise DatasetError(
+            "a stimulus suite is run from a counterbalanced study plan, not stimulus by "
+            "stimulus (every participant would see every source video up to 27 times)",
+            path=path, fix=f"plan it once: python -m avmit_psych.experiments plan --manifest "
+                           f"{path} --out study/, then run with --study study/")
     table = pd.read_csv(path, keep_default_na=False)
     for col in ("stimulus_id", "path", "label", "manipulation", "level"):
         if col not in table.columns:
@@ -85,7 +102,7 @@ def check_files(table: pd.DataFrame, skip: bool) -> pd.DataFrame:
     """Every stimulus file must exist and be readable before the first trial."""
     from avmit_psych.features import media
     bad = []
-    for row in table.itertuples():
+    for row in table.drop_duplicates("stimulus_id").itertuples():
         try:
             media.probe(row.file)
         except media.MediaError as err:
@@ -275,13 +292,47 @@ class Screen:
                     self.win.flip()
 
 
+def demo_trials(cfg: dict, config: Path, data_dir: Path, participant: str,
+                skip: bool) -> tuple[pd.DataFrame, str, str]:
+    """The demo suite's trials (every stimulus once, seeded per participant), with the
+    plan's columns; returns (trials, what they follow, its hash)."""
+    import hashlib
+    table = check_files(load_manifest(cfg, config.parent, data_dir), skip)
+    trials = H.trial_list(table, participant, seed=int(cfg.get("seed", 0)),
+                          repeat_fraction=float(cfg.get("repeat_fraction", 0.0)),
+                          practice_n=int(cfg.get("practice_trials", 0)))
+    trials["position"] = trials["trial"]
+    trials["list"] = ""
+    every = int(cfg.get("break_every", 60))
+    main_n = (trials["block"] == "main").cumsum()
+    trials["break_before"] = (trials["block"] == "main") & (main_n > 1) & \
+        ((main_n - 1) % every == 0)
+    order = "\n".join(f"{p},{sid}" for p, sid in zip(trials["position"],
+                                                     trials["stimulus_id"]))
+    return trials, table.attrs.get("path", "demo suite"), \
+        hashlib.sha256(order.encode()).hexdigest()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError("config not found", path=args.config)
-    task = args.task or cfg.get("task", "classify")
+    if args.data_dir is None:
+        args.data_dir = args.study / "data" if args.study else Path("data")
+    study = None
+    if args.study:
+        from avmit_psych.experiments.plan import load_study
+        study = load_study(args.study)
+        planned_task = str(study.design.get("task", "classify"))
+        if args.task and args.task != planned_task:
+            raise DatasetError(f"--task {args.task}, but the study was planned for "
+                               f"{planned_task}", path=args.study / "design.json",
+                               fix=f"leave out --task, or plan a {args.task} study")
+        task = planned_task
+    else:
+        task = args.task or cfg.get("task", "classify")
     if args.participant is None or args.session is None:
         from psychopy import gui
         info = {"participant": args.participant or "", "session": args.session or 1}
@@ -289,16 +340,37 @@ def main(argv=None) -> int:
             return 0
         args.participant, args.session = info["participant"], info["session"]
     participant, session = check_participant(args.participant), check_session(args.session)
-    table = check_files(load_manifest(cfg, args.config.parent, args.data_dir), args.skip_missing)
-    trials = H.trial_list(table, participant, seed=int(cfg.get("seed", 0)),
-                          repeat_fraction=float(cfg.get("repeat_fraction", 0.0)),
-                          practice_n=int(cfg.get("practice_trials", 0)))
+    if study is not None:
+        from avmit_psych.experiments.study import session_plan
+        plan = session_plan(study, participant, session)
+        plan.trials.attrs["path"] = str(plan.plan_path)
+        trials = check_files(plan.trials, args.skip_missing)
+        follows, plan_hash = plan.plan_path, plan.sha256
+        facts = {"study": str(Path(args.study).resolve()), "list": plan.list_id}
+    else:
+        trials, follows, plan_hash = demo_trials(cfg, args.config, args.data_dir, participant,
+                                                 args.skip_missing)
+        facts = {"study": "", "list": ""}
+    from avmit_psych.experiments.study import bind_data_file, resume_positions
+    # the writer takes the session's lock first: a second launch stops here, changing nothing
     writer = TrialWriter(args.data_dir, participant, session, task, H.TRIAL_COLUMNS)
-    done = set(writer.completed["trial"].astype(int)) if len(writer.completed) else set()
+    try:
+        bind_data_file(writer.path, plan_file=follows, plan_sha256=plan_hash,
+                       resuming=len(writer.completed) > 0 and study is not None,
+                       participant=participant,
+                       session=session, task=task, **facts)
+        done = resume_positions(writer.completed, trials, path=writer.path)
+    except Exception:
+        writer.close()
+        raise
+    return run_session(args, cfg, task, participant, session, trials, writer, done)
 
+
+def run_session(args, cfg, task, participant, session, trials, writer, done) -> int:
     from avmit_psych.experiments import headless
     headless.prepare_audio(null_device=args.simulate is not None)
     if not headless.display_available():
+        writer.close()
         raise DatasetError(headless.headless_error_message())
     from psychopy import visual
     from avmit_psych.experiments.screens import Screenshots
@@ -325,6 +397,7 @@ def main(argv=None) -> int:
                           "order": "-".join(order), "response": key, "correct": ok,
                           "rt": round(rt, 4)})
             hp.finish()
+            hp.close()
             if n_right < H.HEADPHONE_PASS:
                 status = "headphone_check_failed"
                 screen.message("Please use headphones for this study. Thank you.")
@@ -335,8 +408,12 @@ def main(argv=None) -> int:
                             else " Do sound and picture show the same action?"))
         max_s = 0.5 if args.fast else None
         for stim in trials.to_dict("records"):
-            if stim["trial"] in done:
+            position = int(stim["position"])
+            if position in done:
                 continue
+            if _flag(stim.get("break_before")) and stim["block"] == "main":
+                screen.message("Time for a short break.")
+            stim["trial"] = position
             try:
                 timing, ended = screen.play(stim, max_s)
                 error = ""
@@ -349,22 +426,19 @@ def main(argv=None) -> int:
             correct = H.score(task, stim, response) if response else ""
             writer.write({
                 "participant": participant, "session": session, "task": task,
-                "block": stim["block"], "trial": stim["trial"],
+                "block": stim["block"], "trial": position,
                 "stimulus_id": stim["stimulus_id"], "label": stim["label"],
                 "manipulation": stim["manipulation"], "level": stim["level"],
                 "response": response, "correct": correct, "rt": round(t - ended, 4),
                 "rt_from_onset": round(t - timing["onset"], 4) if timing else "",
                 **{k: timing.get(k, "") for k in ("onset", "frames_shown", "dropped_frames",
                                                   "av_onset_asynchrony_ms", "playback_s")},
-                "repeat": stim["repeat"], "audio_source": stim.get("audio_source", ""),
-                "error": error})
+                "repeat": _flag(stim["repeat"]), "audio_source": stim.get("audio_source", ""),
+                "error": error, "list": stim.get("list", ""), "position": position})
             if stim["block"] == "practice" and response:
                 screen.message("Correct!" if correct else
                                f"The answer was: {H.correct_response(task, stim)}",
                                wait=not args.fast)
-            n_main = stim["trial"]
-            if stim["block"] == "main" and n_main % int(cfg.get("break_every", 60)) == 0:
-                screen.message("Time for a short break.")
         screen.message("Thank you! You have finished.", wait=not args.fast)
         writer.finish()
     except Aborted:
@@ -376,6 +450,10 @@ def main(argv=None) -> int:
         win.close()
     print(f"{status}: data in {writer.path}")
     return 0
+
+
+def _flag(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 if __name__ == "__main__":

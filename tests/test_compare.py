@@ -437,7 +437,7 @@ def _bad_cases(study, tmp_path):
         "not true/false": (s1.assign(correct=s1["correct"].map({True: "yes!", False: "no"})),
                            m1, "is not true/false"),
         "no shared stimulus": (s1, m1.assign(stimulus_id=m1["stimulus_id"] + "_other"),
-                               "no stimulus was seen by two observers"),
+                               "no stimulus was seen by both a human and a model"),
         "labels differ": (s1, m1.assign(label=m1["label"].str.upper(),
                                         response=m1["response"].str.upper(),
                                         stimulus_id=m1["stimulus_id"])

@@ -123,15 +123,20 @@ def test_screenshots_of_the_response_screens(runs):
 
 
 def test_missing_stimulus_refuses_to_start(tmp_path):
+    from avmit_psych.experiments.plan import plan_study
     manifest = tmp_path / "m.csv"
-    pd.DataFrame({"stimulus_id": ["a"], "path": ["nope.mp4"], "label": ["barking"],
-                  "manipulation": ["none"], "level": [""]}).to_csv(manifest, index=False)
-    config = tmp_path / "c.yaml"
-    config.write_text(f"task: classify\nmanifest: {manifest}\n")
+    pd.DataFrame({"stimulus_id": ["a", "b"], "path": ["nope.mp4", "nope2.mp4"],
+                  "source_filename": ["v1.mp4", "v2.mp4"], "label": ["barking", "diving"],
+                  "manipulation": ["none", "none"], "level": ["", ""], "level_unit": ["", ""],
+                  "audio_source": ["", ""], "duration_s": [3.0, 3.0]}).to_csv(manifest,
+                                                                            index=False)
+    plan_study(manifest, tmp_path / "study", {"repeat_share": 0, "sessions": 1})
     proc = subprocess.run([sys.executable, str(SCRIPT), "--participant", "P01", "--session",
-                           "1", "--config", str(config), "--data-dir", str(tmp_path / "d"),
-                           "--windowed"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "1", "--study", str(tmp_path / "study"), "--windowed"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "1 stimuli are missing or unplayable: a (file not found)" in proc.stderr
+    assert "list-01_ses-1.csv, column 'path': 2 stimuli are missing or unplayable" in \
+        proc.stderr and "a (file not found)" in proc.stderr
     assert "--skip-missing" in proc.stderr
-    assert not list((tmp_path / "d").glob("*.csv")) if (tmp_path / "d").exists() else True
+    data = tmp_path / "study" / "data"
+    assert not data.exists() or not list(data.glob("*.csv"))

@@ -13,12 +13,13 @@ one folder, all together or not at all:
   ``error_consistency_summary.csv`` (mean kappa per pair type, over conditions);
 - ``confusions.csv`` and ``confusion_correlations.csv``;
 - ``psychometric.csv``: psignifit fits per observer and per group;
+- ``self_consistency.csv`` (when stimuli were shown twice): per observer, first vs second
+  showing (the first is the measured trial everywhere else);
 - figures ``accuracy.png``, ``error_consistency.png``, ``confusions.png``,
   ``psychometric.png`` and ``report.md`` that embeds them and states the results in words.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -55,6 +56,7 @@ class Comparison:
     confusion_correlations: pd.DataFrame | None = None
     psychometric: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    self_consistency: pd.DataFrame | None = None
     files: dict = field(default_factory=dict)
     n_choices: int = psy_mod.N_CHOICES
 
@@ -105,8 +107,10 @@ def run_comparison(obs: Observations, *, n_boot: int = 1000, seed: int = 0,
     if fitting is not None:
         fits, fit_notes = fitting.result()
         notes += fit_notes
+    self_cons = cons_mod.self_consistency(obs.repeats) if len(obs.repeats) else None
     return Comparison(obs, accuracy, summary, anova, pairs, cons_summary, matrices,
-                      correlations, fits, notes, n_choices=n_choices)
+                      correlations, fits, notes, self_consistency=self_cons,
+                      n_choices=n_choices)
 
 
 def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
@@ -132,6 +136,8 @@ def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
             csv("confusion_correlations.csv", result.confusion_correlations)
         if result.psychometric is not None:
             csv("psychometric.csv", result.psychometric)
+        if result.self_consistency is not None:
+            csv("self_consistency.csv", result.self_consistency)
         figures.accuracy_figure(result.accuracy, result.summary if len(result.summary) else
                                 _no_human_summary(result.accuracy),
                                 batch.path("accuracy.png"), chance=chance)
@@ -312,6 +318,21 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
         lines += consistency_words(result.consistency_summary) + [""]
         if "error_consistency.png" in files:
             lines += ["![Error consistency](error_consistency.png)", ""]
+    if result.self_consistency is not None and len(result.self_consistency):
+        sc = result.self_consistency
+        lines += ["## Self-consistency (stimuli shown twice)", "",
+                  f"{int(sc['n_repeated'].sum()):,} second showings from {len(sc)} observer(s). "
+                  "The first showing is the measured trial in every analysis above; the second "
+                  "measures how reliably each observer answers the same stimulus "
+                  "(`self_consistency.csv`).", "",
+                  "| observer | repeated | accuracy first | accuracy repeat | same response | "
+                  "kappa |", "|---|---|---|---|---|---|"]
+        for r in sc.itertuples(index=False):
+            lines.append(f"| {r.observer} | {r.n_repeated} | {r.accuracy_first:.3f} | "
+                         f"{r.accuracy_repeat:.3f} | {r.response_agreement:.3f} | "
+                         f"{_f(r.kappa)} |")
+        lines += ["", f"- Mean same-response rate {sc['response_agreement'].mean():.3f}, mean "
+                  f"kappa between showings {np.nanmean(sc['kappa']):.3f}.", ""]
     if result.confusions:
         lines += ["## Confusions", ""]
         if result.confusion_correlations is not None and len(result.confusion_correlations):

@@ -299,6 +299,37 @@ def error_consistency(data: pd.DataFrame, observer: str = "observer",
     return out[columns]
 
 
+SELF_COLUMNS = ["observer", "observer_type", "n_repeated", "accuracy_first",
+                "accuracy_repeat", "response_agreement", "observed", "expected", "kappa"]
+
+
+def self_consistency(repeats: pd.DataFrame) -> pd.DataFrame:
+    """How consistent each observer is with itself on stimuli shown twice.
+
+    ``repeats`` has one row per second showing with the first showing's answer beside it
+    (``first_response, first_correct, response, correct``, as
+    :attr:`~avmit_psych.analysis.observers.Observations.repeats`). Per observer: the repeated
+    stimuli, accuracy at the first and the second showing, the share of identical responses,
+    and error consistency between the two showings (the same kappa as between two observers:
+    1 = the same stimuli wrong both times, 0 = no more than chance). The first showing is the
+    measured trial everywhere else; this is its test-retest reliability.
+    """
+    if repeats is None or not len(repeats):
+        return pd.DataFrame(columns=SELF_COLUMNS)
+    rows = []
+    for (observer, kind), r in repeats.groupby(["observer", "observer_type"], sort=True):
+        a = r["first_correct"].astype(bool).to_numpy()
+        b = r["correct"].astype(bool).to_numpy()
+        pc = pair_consistency(a, b)
+        rows.append({"observer": observer, "observer_type": kind, "n_repeated": len(r),
+                     "accuracy_first": float(a.mean()), "accuracy_repeat": float(b.mean()),
+                     "response_agreement": float((r["first_response"].astype(str) ==
+                                                  r["response"].astype(str)).mean()),
+                     "observed": pc["observed"], "expected": pc["expected"],
+                     "kappa": pc["kappa"]})
+    return pd.DataFrame(rows, columns=SELF_COLUMNS)
+
+
 def consistency_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Mean kappa per pair type in each condition, and over conditions (``all``): each pair's
     kappa averaged over its conditions first, then over pairs (``n_pairs`` = pairs), so that

@@ -39,6 +39,9 @@ from ..dataset.schema import DatasetError, read_csv
 OBSERVER_COLUMNS = ["observer", "observer_type", "file", "task", "stimulus_id", "label",
                     "response", "correct", "manipulation", "level", "level_value", "condition",
                     "rt"]
+#: a second showing of a stimulus, beside the first (measured) showing's answer
+REPEAT_COLUMNS = ["observer", "observer_type", "file", "stimulus_id", "condition", "label",
+                  "first_response", "first_correct", "response", "correct"]
 TRIALS_COLUMNS = ("participant", "session", "task", "block", "trial", "stimulus_id", "label",
                   "manipulation", "level", "response", "correct", "rt")
 PREDICTIONS_COLUMNS = ("model", "stimulus_id", "label", "manipulation", "level", "response",
@@ -57,11 +60,14 @@ TOOLBOX_PREFIX = re.compile(r"^(\d+)_([^_]+)_([^_]+)_(.+)$")
 
 @dataclass
 class Observations:
-    """Every observer's trials (:data:`OBSERVER_COLUMNS`), and what reading them noticed."""
+    """Every observer's measured trials (:data:`OBSERVER_COLUMNS`: the first showing of each
+    stimulus), the second showings of repeated stimuli (:data:`REPEAT_COLUMNS`), and what
+    reading them noticed."""
 
     trials: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    repeats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEAT_COLUMNS))
 
     @property
     def humans(self) -> list[str]:
@@ -217,8 +223,8 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
     keep = np.ones(len(df), dtype=bool)
     if "block" in df.columns:
         keep &= df["block"].astype(str).str.strip().str.lower() != "practice"
-    if "repeat" in df.columns:
-        keep &= ~_as_bool(df["repeat"], path, "repeat")
+    repeat = _as_bool(df["repeat"], path, "repeat") if "repeat" in df.columns \
+        else np.zeros(len(df), bool)
     if "error" in df.columns:
         failed = keep & (df["error"].astype(str).str.strip() != "")
         if failed.any():
@@ -237,7 +243,10 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
         "label": label, "response": response, "correct": correct,
         "manipulation": df["manipulation"].astype(str).str.strip(),
         "level": df["level"].astype(str).str.strip(),
-        "rt": pd.to_numeric(df["rt"], errors="coerce"), "row": np.arange(1, len(df) + 1)})
+        "rt": pd.to_numeric(df["rt"], errors="coerce"), "row": np.arange(1, len(df) + 1),
+        "repeat": repeat,
+        "shown": list(zip(pd.to_numeric(df.get("session", 1), errors="coerce"),
+                          pd.to_numeric(df["trial"], errors="coerce")))})
     return out[keep]
 
 
@@ -381,10 +390,11 @@ def _check_shared(trials: pd.DataFrame, warnings: list[str]) -> None:
         return
     seen = trials.groupby("stimulus_id")["observer"].nunique()
     if (seen < 2).all():
-        raise DatasetError(
-            "no stimulus was seen by two observers, so nothing can be compared trial by trial",
-            path=trials["file"].iloc[0], column="stimulus_id",
-            fix="give data on the same stimuli (the same stimulus ids on both sides)")
+        # legitimate in a Latin-square study with one participant per list: accuracies and
+        # their tests stand, only trial-by-trial comparisons need shared stimuli
+        warnings.append("no stimulus was seen by two observers, so there is no error "
+                        "consistency (in a Latin-square study, participants of the same "
+                        "list share stimuli: plan two or more per list)")
     if trials["observer_type"].nunique() == 2:
         by_type = trials.groupby("stimulus_id")["observer_type"].nunique()
         if (by_type < 2).all():
@@ -450,6 +460,7 @@ def load_observations(humans=(), models=()) -> Observations:
     trials = trials.drop(columns="level_value").merge(pairs, on=["manipulation", "level"],
                                                       how="left", sort=False)
     _check_condition_names(trials)
+    trials, repeats = _split_repeats(trials)
     _check_duplicates(trials)
     _check_labels(trials, warnings)
     _check_shared(trials, warnings)
@@ -458,7 +469,34 @@ def load_observations(humans=(), models=()) -> Observations:
         raise DatasetError(f"the files mix tasks ({', '.join(sorted(map(str, tasks)))})",
                            fix="compare one task at a time (classify or correspondence)")
     trials = trials.drop(columns="row")[OBSERVER_COLUMNS]
-    return Observations(trials=trials.reset_index(drop=True), warnings=warnings, files=files)
+    return Observations(trials=trials.reset_index(drop=True), warnings=warnings, files=files,
+                        repeats=repeats)
+
+
+def _split_repeats(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first showing of each stimulus is the measured trial; later showings of a stimulus
+    that the data mark as repeated (``repeat`` true on any of its rows) become
+    :data:`REPEAT_COLUMNS` rows beside the first showing's answer. "First" is by session and
+    trial number, whichever row carries the flag (older plans could show the repeat first).
+    Unmarked second trials stay, for :func:`_check_duplicates` to refuse."""
+    if "repeat" not in trials.columns:
+        return trials, pd.DataFrame(columns=REPEAT_COLUMNS)
+    trials = trials.assign(repeat=trials["repeat"].fillna(False).astype(bool))
+    keys = ["observer", "stimulus_id"]
+    marked = trials.groupby(keys)["repeat"].transform("any")
+    if not marked.any():
+        return trials.drop(columns=["repeat", "shown"], errors="ignore"), \
+            pd.DataFrame(columns=REPEAT_COLUMNS)
+    shown = trials["shown"].map(lambda v: v if isinstance(v, tuple) else (np.nan, np.nan))
+    order = pd.DataFrame(shown.tolist(), index=trials.index, columns=["_s", "_t"])
+    ranked = trials.join(order).sort_values(keys + ["_s", "_t", "row"], kind="stable")
+    first = ~ranked.duplicated(keys, keep="first")
+    later = ranked[marked.reindex(ranked.index) & ~first]
+    firsts = ranked[first][keys + ["response", "correct"]].rename(
+        columns={"response": "first_response", "correct": "first_correct"})
+    repeats = later.merge(firsts, on=keys, how="left")[REPEAT_COLUMNS]
+    kept = trials.drop(index=later.index).drop(columns=["repeat", "shown"])
+    return kept, repeats.reset_index(drop=True)
 
 
 def _check_condition_names(trials: pd.DataFrame) -> None:

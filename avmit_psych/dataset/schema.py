@@ -196,9 +196,34 @@ GROUND_TRUTH = Layout("ground-truth ratings", (Column("filename"), Column("ratin
 
 LAYOUTS = (RAW_RATINGS, VIDEO_RATINGS, TEST_SET, AVMIT_TRAIN, MIT16_TRAIN)
 
+#: A study plan (``python -m avmit_psych.experiments plan``): one row per planned trial, in
+#: presentation order; written by experiments.plan, read by every session of the study.
+STUDY_PLAN_COLUMNS = ("list", "session", "position", "block", "task", "stimulus_id", "path",
+                      "source_filename", "label", "manipulation", "level", "level_unit",
+                      "audio_source", "duration_s", "repeat", "break_before", "suite_root")
+
 #: Released training layout -> video-ratings column names.
 AVMIT_TRAIN_TO_VIDEO_RATINGS = {"actual_label": "MIT_label", "label": "AVMIT_label"}
 MIT16_TO_VIDEO_RATINGS = {"MIT label": "MIT_label", "AVMIT label": "AVMIT_label"}
+
+
+def read_yaml(path, *, what: str, example: str):
+    """A YAML file's content, or one :class:`DatasetError` naming the file and the fix
+    (missing, a folder, not UTF-8, not YAML). ``what`` names the file in messages ("design
+    file"); ``example`` is a path to point the user to."""
+    import yaml
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found", path=path, fix=f"e.g. {example}")
+    except IsADirectoryError:
+        raise DatasetError(f"is a folder, not a {what}", path=path, fix="name the YAML file")
+    except UnicodeDecodeError:
+        raise DatasetError("not UTF-8 text", path=path, fix=f"save the {what} as UTF-8")
+    except yaml.YAMLError as err:
+        raise DatasetError(f"not valid YAML ({getattr(err, 'problem', err)})", path=path,
+                           fix="check the indentation and the ':' after every key")
 
 
 def detect_layout(columns, candidates=LAYOUTS) -> Layout | None:

@@ -25,7 +25,7 @@ from ..dataset.schema import TEST_CLASSES
 TRIAL_COLUMNS = ["participant", "session", "task", "block", "trial", "stimulus_id", "label",
                  "manipulation", "level", "response", "correct", "rt", "rt_from_onset",
                  "onset", "frames_shown", "dropped_frames", "av_onset_asynchrony_ms",
-                 "playback_s", "repeat", "audio_source", "error"]
+                 "playback_s", "repeat", "audio_source", "error", "list", "position"]
 CORRESPONDENCE_KEYS = {"same": "f", "different": "j"}
 #: keys of the 16 buttons, in TEST_CLASSES order (row by row in the 4x4 grid)
 CLASS_KEYS = tuple("1234567890abcdef")

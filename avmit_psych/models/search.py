@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .._atomic import fsync_file
-from ..dataset.schema import DatasetError, write_csv
+from ..dataset.schema import DatasetError, read_yaml, write_csv
 from .config import ModelConfig
 
 _SEARCHABLE = ("bottleneck", "activation", "rnn_units", "dropout", "learning_rate")
@@ -28,11 +27,7 @@ def load_space(path) -> dict:
     """Read a search space YAML: ``trials``, ``patience`` and ``space`` (lists of choices, or
     ``{uniform: [low, high]}``)."""
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError("search space file not found", path=path,
-                           fix="e.g. analysis/search/recognition.yaml")
+    spec = read_yaml(path, what="search space file", example="analysis/search/recognition.yaml")
     if not isinstance(spec, dict) or not isinstance(spec.get("space"), dict):
         raise DatasetError("a search space needs a 'space' mapping", path=path)
     unknown = set(spec) - {"trials", "patience", "space"}
