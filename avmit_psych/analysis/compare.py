@@ -13,6 +13,9 @@ one folder, all together or not at all:
   ``error_consistency_summary.csv`` (mean kappa per pair type, over conditions);
 - ``confusions.csv`` and ``confusion_correlations.csv``;
 - ``psychometric.csv``: psignifit fits per observer and per group;
+- ``timing.csv`` (when the trials carry the player's timing): per participant, flagged trials,
+  dropped frames, audio start error; flagged trials are left out unless
+  ``--no-exclude-timing-failures``;
 - ``self_consistency.csv`` (when stimuli were shown twice): per observer, first vs second
   showing (the first is the measured trial everywhere else);
 - figures ``accuracy.png``, ``error_consistency.png``, ``confusions.png``,
@@ -20,6 +23,7 @@ one folder, all together or not at all:
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -57,6 +61,7 @@ class Comparison:
     psychometric: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     self_consistency: pd.DataFrame | None = None
+    timing: pd.DataFrame | None = None
     files: dict = field(default_factory=dict)
     n_choices: int = psy_mod.N_CHOICES
 
@@ -108,9 +113,39 @@ def run_comparison(obs: Observations, *, n_boot: int = 1000, seed: int = 0,
         fits, fit_notes = fitting.result()
         notes += fit_notes
     self_cons = cons_mod.self_consistency(obs.repeats) if len(obs.repeats) else None
+    measured = obs.timing.drop(columns=["observer", "file", "stimulus_id", "condition"])
+    timing = timing_table(obs.timing) if len(obs.timing) and \
+        measured.map(lambda v: v is not None and v == v).any().any() else None
     return Comparison(obs, accuracy, summary, anova, pairs, cons_summary, matrices,
-                      correlations, fits, notes, self_consistency=self_cons,
+                      correlations, fits, notes, self_consistency=self_cons, timing=timing,
                       n_choices=n_choices)
+
+
+TIMING_SUMMARY_COLUMNS = ["observer", "n_trials", "n_flagged", "dropped_frame_rate",
+                          "audio_error_median_ms", "audio_error_p95_ms", "audio_error_max_ms",
+                          "frame_interval_sd_median_ms", "latency_ms"]
+
+
+def timing_table(timing: pd.DataFrame) -> pd.DataFrame:
+    """Per participant: trials, trials flagged ``timing_ok = False``, share of trials with a
+    dropped frame, the distribution of |audio start error| (median, 95th percentile, max),
+    the median frame-interval SD and the latency compensation used."""
+    rows = []
+    for observer, t in timing.groupby("observer", sort=True):
+        err = t["audio_start_error_ms"].abs().dropna()
+        dropped = t["dropped_frames"].dropna()
+        sd = t["frame_interval_sd_ms"].dropna()
+        lat = t["latency_ms"].dropna()
+        rows.append({
+            "observer": observer, "n_trials": len(t),
+            "n_flagged": int(t["timing_ok"].map(lambda v: v is False).sum()),
+            "dropped_frame_rate": float((dropped > 0).mean()) if len(dropped) else np.nan,
+            "audio_error_median_ms": float(err.median()) if len(err) else np.nan,
+            "audio_error_p95_ms": float(np.percentile(err, 95)) if len(err) else np.nan,
+            "audio_error_max_ms": float(err.max()) if len(err) else np.nan,
+            "frame_interval_sd_median_ms": float(sd.median()) if len(sd) else np.nan,
+            "latency_ms": float(lat.median()) if len(lat) else np.nan})
+    return pd.DataFrame(rows, columns=TIMING_SUMMARY_COLUMNS)
 
 
 def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
@@ -138,6 +173,8 @@ def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
             csv("psychometric.csv", result.psychometric)
         if result.self_consistency is not None:
             csv("self_consistency.csv", result.self_consistency)
+        if result.timing is not None:
+            csv("timing.csv", result.timing)
         figures.accuracy_figure(result.accuracy, result.summary if len(result.summary) else
                                 _no_human_summary(result.accuracy),
                                 batch.path("accuracy.png"), chance=chance)
@@ -272,6 +309,33 @@ def consistency_words(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def timing_words(result: Comparison) -> list[str]:
+    """The report's timing section: per participant what the player measured."""
+    t = result.timing
+    if t is None or not len(t):
+        return []
+    excluded = result.observations.timing_excluded
+    flagged = int(t["n_flagged"].sum())
+    lines = ["## Timing", "",
+             f"What the player measured in every human trial: {int(t['n_trials'].sum()):,} "
+             f"trials, {flagged:,} flagged `timing_ok = False` (audio start off by more than "
+             f"the tolerance, or a dropped frame); "
+             + (f"{excluded:,} of them were left out of every analysis "
+                "(`--no-exclude-timing-failures` keeps them)." if excluded else
+                "flagged trials were kept (`--no-exclude-timing-failures`).")
+             + " Audio start error = the start the audio backend reports minus the start "
+               "requested (after latency compensation).", "",
+             "| participant | trials | flagged | trials with dropped frames | |audio error| "
+             "median / 95th pct / max (ms) | frame-interval SD (ms) | latency used (ms) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in t.itertuples(index=False):
+        lines.append(f"| {r.observer} | {r.n_trials} | {r.n_flagged} | "
+                     f"{_f(r.dropped_frame_rate)} | {_f(r.audio_error_median_ms, 2)} / "
+                     f"{_f(r.audio_error_p95_ms, 2)} / {_f(r.audio_error_max_ms, 2)} | "
+                     f"{_f(r.frame_interval_sd_median_ms, 2)} | {_f(r.latency_ms, 1)} |")
+    return lines + ["", "Per participant in `timing.csv`.", ""]
+
+
 def report_text(result: Comparison, files: dict, *, study_note: str = "",
                 command: str = "") -> str:
     obs = result.observations
@@ -318,6 +382,7 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
         lines += consistency_words(result.consistency_summary) + [""]
         if "error_consistency.png" in files:
             lines += ["![Error consistency](error_consistency.png)", ""]
+    lines += timing_words(result)
     if result.self_consistency is not None and len(result.self_consistency):
         sc = result.self_consistency
         lines += ["## Self-consistency (stimuli shown twice)", "",
@@ -426,6 +491,10 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the psychometric fits")
     p.add_argument("--no-psychometric", action="store_true", help="skip the psignifit fits")
+    p.add_argument("--exclude-timing-failures", action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help="leave out human trials the experiment flagged timing_ok = False "
+                        "(counted in the report); --no-exclude-timing-failures keeps them")
     p.add_argument("--choices", type=int, default=psy_mod.N_CHOICES, metavar="N",
                    help="response alternatives of the classification task: chance = 1/N "
                         "(correspondence: always 1/2)")
@@ -454,7 +523,8 @@ def _compare(args) -> int:
         study = build_demo_study(root, seed=args.seed, force=args.rebuild_demo)
         humans, models, note = [study.humans_dir], [study.models_dir], study.description
     t0 = time.perf_counter()
-    obs = load_observations(humans, models)
+    obs = load_observations(humans, models,
+                            exclude_timing_failures=args.exclude_timing_failures)
     print(f"read {len(obs.trials):,} trials: {len(obs.humans)} human(s), {len(obs.models)} "
           f"model(s), {obs.trials['condition'].nunique()} condition(s)")
     result = run_comparison(obs, n_boot=args.bootstrap, seed=args.seed,

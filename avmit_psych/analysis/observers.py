@@ -39,6 +39,10 @@ from ..dataset.schema import DatasetError, read_csv
 OBSERVER_COLUMNS = ["observer", "observer_type", "file", "task", "stimulus_id", "label",
                     "response", "correct", "manipulation", "level", "level_value", "condition",
                     "rt"]
+#: timing figures of a trial that the experiment scripts record (absent in older files)
+TIMING_NUMBERS = ("dropped_frames", "audio_start_error_ms", "frame_interval_sd_ms",
+                  "latency_ms")
+TIMING_COLUMNS = ["observer", "file", "stimulus_id", "condition", "timing_ok", *TIMING_NUMBERS]
 #: a second showing of a stimulus, beside the first (measured) showing's answer
 REPEAT_COLUMNS = ["observer", "observer_type", "file", "stimulus_id", "condition", "label",
                   "first_response", "first_correct", "response", "correct"]
@@ -68,6 +72,10 @@ class Observations:
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     repeats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEAT_COLUMNS))
+    #: every human trial's timing (:data:`TIMING_COLUMNS`, measured trials and repeats, before
+    #: any exclusion) and how many flagged trials were left out
+    timing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIMING_COLUMNS))
+    timing_excluded: int = 0
 
     @property
     def humans(self) -> list[str]:
@@ -247,6 +255,15 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
         "repeat": repeat,
         "shown": list(zip(pd.to_numeric(df.get("session", 1), errors="coerce"),
                           pd.to_numeric(df["trial"], errors="coerce")))})
+    for column in TIMING_NUMBERS:
+        out[column] = pd.to_numeric(df[column], errors="coerce") if column in df.columns \
+            else np.nan
+    if "timing_ok" in df.columns:
+        text = df["timing_ok"].astype(str).str.strip().str.lower()
+        out["timing_ok"] = text.map(lambda t: False if t in _FALSE - {""} else
+                                    (True if t in _TRUE else None)).to_numpy(object)
+    else:
+        out["timing_ok"] = None
     return out[keep]
 
 
@@ -413,8 +430,13 @@ def _check_shared(trials: pd.DataFrame, warnings: list[str]) -> None:
                             f"that the humans saw; those comparisons are left empty")
 
 
-def load_observations(humans=(), models=()) -> Observations:
+def load_observations(humans=(), models=(), *,
+                      exclude_timing_failures: bool = True) -> Observations:
     """Read every file (or folder of CSVs) of both sides into one :class:`Observations`.
+
+    ``exclude_timing_failures``: leave out human trials the experiment flagged
+    ``timing_ok = False`` (audio start off by more than the tolerance, or a dropped frame);
+    they stay in ``Observations.timing`` and are counted in ``timing_excluded``.
 
     Raises :class:`DatasetError` for missing columns, duplicated trials of one observer and
     stimulus, a stimulus labelled differently on two sides, label sets that differ between
@@ -460,6 +482,10 @@ def load_observations(humans=(), models=()) -> Observations:
     trials = trials.drop(columns="level_value").merge(pairs, on=["manipulation", "level"],
                                                       how="left", sort=False)
     _check_condition_names(trials)
+    timing, trials, excluded = _timing(trials, exclude_timing_failures)
+    if excluded:
+        warnings.append(f"{excluded:,} human trial(s) flagged timing_ok = False (audio start "
+                        f"error over the tolerance, or a dropped frame) were left out")
     trials, repeats = _split_repeats(trials)
     _check_duplicates(trials)
     _check_labels(trials, warnings)
@@ -470,7 +496,20 @@ def load_observations(humans=(), models=()) -> Observations:
                            fix="compare one task at a time (classify or correspondence)")
     trials = trials.drop(columns="row")[OBSERVER_COLUMNS]
     return Observations(trials=trials.reset_index(drop=True), warnings=warnings, files=files,
-                        repeats=repeats)
+                        repeats=repeats, timing=timing, timing_excluded=excluded)
+
+
+def _timing(trials: pd.DataFrame, exclude: bool) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The human trials' timing table, the trials without the flagged ones (when
+    ``exclude``), and how many were left out."""
+    if "timing_ok" not in trials.columns:
+        return pd.DataFrame(columns=TIMING_COLUMNS), trials, 0
+    human = trials["observer_type"] == "human"
+    timing = trials.loc[human, TIMING_COLUMNS].reset_index(drop=True)
+    flagged = human & trials["timing_ok"].map(lambda v: v is False).astype(bool)
+    kept = trials[~flagged] if exclude else trials
+    kept = kept.drop(columns=["timing_ok", *TIMING_NUMBERS])
+    return timing, kept, int(flagged.sum()) if exclude else 0
 
 
 def _split_repeats(trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
