@@ -40,6 +40,7 @@ from . import confusions as conf_mod
 from . import consistency as cons_mod
 from . import figures
 from . import psychometric as psy_mod
+from . import sdt as sdt_mod
 from . import single_case
 from .observers import Observations, condition_table, load_observations
 
@@ -62,6 +63,8 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     self_consistency: pd.DataFrame | None = None
     timing: pd.DataFrame | None = None
+    sdt: pd.DataFrame | None = None
+    sdt_summary: pd.DataFrame | None = None
     files: dict = field(default_factory=dict)
     n_choices: int = psy_mod.N_CHOICES
 
@@ -116,9 +119,13 @@ def run_comparison(obs: Observations, *, n_boot: int = 1000, seed: int = 0,
     measured = obs.timing.drop(columns=["observer", "file", "stimulus_id", "condition"])
     timing = timing_table(obs.timing) if len(obs.timing) and \
         measured.map(lambda v: v is not None and v == v).any().any() else None
+    sdt = sdt_summary = None
+    if (trials["task"] == "correspondence").any():
+        sdt = sdt_mod.sdt_table(trials, conditions)
+        sdt_summary = sdt_mod.sdt_summary(sdt) if obs.humans and obs.models else None
     return Comparison(obs, accuracy, summary, anova, pairs, cons_summary, matrices,
                       correlations, fits, notes, self_consistency=self_cons, timing=timing,
-                      n_choices=n_choices)
+                      sdt=sdt, sdt_summary=sdt_summary, n_choices=n_choices)
 
 
 TIMING_SUMMARY_COLUMNS = ["observer", "n_trials", "n_flagged", "dropped_frame_rate",
@@ -175,6 +182,12 @@ def write_comparison(result: Comparison, out_dir, *, study_note: str = "",
             csv("self_consistency.csv", result.self_consistency)
         if result.timing is not None:
             csv("timing.csv", result.timing)
+        if result.sdt is not None and len(result.sdt):
+            csv("sdt.csv", result.sdt)
+            figures.dprime_figure(result.sdt, batch.path("dprime.png"))
+            files["dprime.png"] = batch.path("dprime.png")
+        if result.sdt_summary is not None and len(result.sdt_summary):
+            csv("sdt_summary.csv", result.sdt_summary)
         figures.accuracy_figure(result.accuracy, result.summary if len(result.summary) else
                                 _no_human_summary(result.accuracy),
                                 batch.path("accuracy.png"), chance=chance)
@@ -309,6 +322,43 @@ def consistency_words(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def correspondence_words(result: Comparison, files: dict) -> list[str]:
+    """The report's signal-detection section for the correspondence task."""
+    sdt = result.sdt
+    if sdt is None or not len(sdt):
+        return []
+    lines = ["## Correspondence: signal detection", "",
+             "Every row is one observer on the same stimuli: people answered \"same or "
+             "different action?\" in the experiment, SAVC models gave `same`/`different` for "
+             "each stimulus's own audio and visual embeddings (`predict --manifest`). The "
+             "signal is an incongruent stimulus (a semantic swap): a hit is \"different\" on "
+             "a swap, a false alarm \"different\" on a congruent stimulus. d' = z(H) - z(F), "
+             "c = -(z(H) + z(F))/2 (c > 0: a bias toward \"same\"), rates log-linear "
+             "corrected (Hautus 1995). A congruent condition's d' uses that observer's hit "
+             "rate over all swaps; a swap condition's uses the false alarms on `none` "
+             "(`reference` in `sdt.csv`).", ""]
+    means = sdt.groupby(["observer_type", "condition"], sort=False)["d_prime"].mean()
+    for kind in ("human", "model"):
+        if kind in means.index.get_level_values(0):
+            m = means[kind].dropna()
+            if len(m):
+                lines.append(f"- {kind}s: mean d' {m.mean():.2f} over {len(m)} condition(s) "
+                             f"(lowest `{m.idxmin()}` {m.min():.2f}, highest `{m.idxmax()}` "
+                             f"{m.max():.2f}).")
+    summary = result.sdt_summary
+    if summary is not None and len(summary):
+        for model, rows in summary.dropna(subset=["p_holm"]).groupby("model", sort=True):
+            sig = rows[rows["p_holm"] < ALPHA]
+            below = int((sig["model_d_prime"] < sig["human_d_prime_mean"]).sum())
+            lines.append(f"- **{model}** vs humans (Crawford & Howell on d', Holm): lower in "
+                         f"{below} and higher in {len(sig) - below} of {len(rows)} "
+                         f"conditions (`sdt_summary.csv`).")
+    lines.append("")
+    if "dprime.png" in files:
+        lines += ["![d' per condition](dprime.png)", ""]
+    return lines
+
+
 def timing_words(result: Comparison) -> list[str]:
     """The report's timing section: per participant what the player measured."""
     t = result.timing
@@ -382,6 +432,7 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
         lines += consistency_words(result.consistency_summary) + [""]
         if "error_consistency.png" in files:
             lines += ["![Error consistency](error_consistency.png)", ""]
+    lines += correspondence_words(result, files)
     lines += timing_words(result)
     if result.self_consistency is not None and len(result.self_consistency):
         sc = result.self_consistency

@@ -204,3 +204,43 @@ def psychometric_figure(trials: pd.DataFrame, fits: pd.DataFrame, path: Path) ->
         ax.set_ylim(0, 1.02)
     _legend_right(fig, axes[0][0])
     return _save(fig, path)
+
+
+def dprime_figure(sdt: pd.DataFrame, path: Path) -> Path:
+    """Correspondence: d' per condition, humans (mean, 95% t-CI; individuals faint) and each
+    model, with the hit and false-alarm rates in a second panel."""
+    from scipy import stats
+    plt = _pyplot()
+    conds = list(dict.fromkeys(sdt["condition"]))
+    x = np.arange(len(conds))
+    models = sorted(sdt.loc[sdt["observer_type"] == "model", "observer"].unique())
+    colours = _model_colours(models)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(8, 0.7 * len(conds) + 4), 4.2))
+    humans = sdt[sdt["observer_type"] == "human"]
+    for _, rows in humans.groupby("observer"):
+        r = rows.set_index("condition").reindex(conds)
+        ax.plot(x, r["d_prime"], color=HUMAN_COLOUR, alpha=0.15, lw=0.8)
+    if len(humans):
+        g = humans.groupby("condition")["d_prime"].agg(["mean", "std", "count"]).reindex(conds)
+        half = stats.t.ppf(0.975, np.maximum(g["count"] - 1, 1)) * g["std"] / \
+            np.sqrt(g["count"])
+        ax.errorbar(x, g["mean"], yerr=np.nan_to_num(half.to_numpy(float)), color=HUMAN_COLOUR,
+                    marker="o", lw=2, capsize=3, label="humans (mean, 95% CI)")
+        hr = humans.groupby("condition")[["hit_rate", "fa_rate"]].mean().reindex(conds)
+        ax2.plot(x, hr["hit_rate"], color=HUMAN_COLOUR, marker="^", label="humans: hit rate")
+        ax2.plot(x, hr["fa_rate"], color=HUMAN_COLOUR, marker="v", ls="--",
+                 label="humans: false-alarm rate")
+    for m in models:
+        r = sdt[sdt["observer"] == m].set_index("condition").reindex(conds)
+        ax.plot(x, r["d_prime"], color=colours[m], marker="s", ms=4, lw=1.2, label=m)
+        ax2.plot(x, r["fa_rate"], color=colours[m], marker="v", ls="--", lw=1)
+    for a in (ax, ax2):
+        a.set_xticks(x, conds, rotation=40, ha="right", fontsize=8)
+    ax.axhline(0, color="grey", lw=0.8, ls=":")
+    ax.set_ylabel("d' (incongruent vs congruent)")
+    ax.set_title("correspondence: sensitivity per condition")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("rate of 'different' answers")
+    ax2.set_title("hits (swaps) and false alarms")
+    _legend_right(fig, ax)
+    return _save(fig, path)

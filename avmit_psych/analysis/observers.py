@@ -54,8 +54,10 @@ TOOLBOX_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "categor
                    "imagename")
 LAYOUTS = {"trials": TRIALS_COLUMNS, "predictions": PREDICTIONS_COLUMNS,
            "model-vs-human": TOOLBOX_COLUMNS}
-#: the correspondence task answers same/different; SAVC models congruent/incongruent
-CORRESPONDENCE_NAMES = {"same": "congruent", "different": "incongruent"}
+#: the correspondence task's answer key is same/different for humans and SAVC models alike;
+#: SAVC predictions on the paper's random test pairs say congruent/incongruent
+CORRESPONDENCE_NAMES = {"congruent": "same", "incongruent": "different"}
+CORRESPONDENCE_ANSWERS = ("same", "different")
 _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f", ""}
 #: the model-vs-human prefix: zero-padded trial number, experiment, subject
@@ -243,7 +245,12 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
     task = df["task"].astype(str).str.strip()
     label, response = df["label"].astype(str).str.strip(), df["response"].astype(str).str.strip()
     corr = task == "correspondence"
-    label = label.where(~corr, label.replace(CORRESPONDENCE_NAMES))
+    # the answer key: same/different (older files keep the class label: derive it, as the
+    # experiment scores it: a semantic swap is 'different', anything else 'same')
+    key = np.where(df["manipulation"].astype(str).str.strip() == "semantic_swap", "different",
+                   "same")
+    keyed = label.isin(CORRESPONDENCE_ANSWERS)
+    label = label.where(~corr | keyed, pd.Series(key, index=label.index))
     response = response.where(~corr, response.replace(CORRESPONDENCE_NAMES))
     out = pd.DataFrame({
         "observer": df["participant"].astype(str).str.strip(), "observer_type": "human",
@@ -268,12 +275,12 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
 
 
 def _from_predictions(df: pd.DataFrame, path) -> pd.DataFrame:
-    label = df["label"].astype(str).str.strip()
-    task = np.where(label.isin(["congruent", "incongruent"]), "correspondence", "classify")
+    label = df["label"].astype(str).str.strip().replace(CORRESPONDENCE_NAMES)
+    task = np.where(label.isin(CORRESPONDENCE_ANSWERS), "correspondence", "classify")
     return pd.DataFrame({
         "observer": df["model"].astype(str).str.strip(), "observer_type": "model",
         "task": task, "stimulus_id": df["stimulus_id"].astype(str).str.strip(), "label": label,
-        "response": df["response"].astype(str).str.strip(),
+        "response": df["response"].astype(str).str.strip().replace(CORRESPONDENCE_NAMES),
         "correct": _as_bool(df["correct"], path, "correct"),
         "manipulation": df["manipulation"].astype(str).str.strip(),
         "level": df["level"].astype(str).str.strip(), "rt": np.nan,
