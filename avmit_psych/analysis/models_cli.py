@@ -28,10 +28,35 @@ from the last finished epoch. --dry-run builds the model, prints its summary and
 line, a JSON object with trainable_params.
 """
 
+PREDICT_HELP = """\
+Predict every stimulus of a suite: one predictions CSV row per stimulus, on its stimulus_id.
 
-def _data_args(p, *, csv_flags):
-    p.add_argument("--tfrecords", required=True, type=Path, metavar="ROOT",
-                   help="TFRecord root holding <label>/<video>.tfrecord files")
+The manifest (stimuli generate's manifest.csv) gives stimulus_id, label, manipulation and
+level; each stimulus's embeddings are read from the suite's TFRecords (features extract
+--csv manifest.csv), found by a tfrecord_filename column or as <label>/<stimulus>.tfrecord
+under --embeddings (--tfrecords is the same flag). Nothing new is embedded.
+
+  python -m avmit_psych.analysis predict --model runs/savc_gru --manifest suite/manifest.csv \\
+      --embeddings suite_embeddings/ --out predictions/savc_gru.csv
+
+A recognition model classifies each stimulus (response: a class, p_<class> columns).
+A SAVC model answers each stimulus's correspondence trial, the one humans answer: do the
+stimulus's own sound and picture show the same action? Its audio and visual embeddings go in
+as they are (a semantic_swap stimulus: the donor's audio, the source's picture). The answer
+key (label) is 'different' for semantic_swap and 'same' otherwise; response is 'same' when
+p_same >= 0.5; p_same and p_different are the model's probabilities. audio_only and
+visual_only stimuli (grey picture or silence) have no correspondence question and are left out,
+with a note. (For the paper's 1,920 random test pairs use `evaluate`.)
+
+A manifest row whose TFRecord is missing or unreadable stops the run with one line naming the
+stimulus and the file (exit 2); with --skip-bad such rows are left out and listed in
+FILE_skipped.csv. The last line printed is a JSON object of metrics.
+"""
+
+
+def _data_args(p, *, csv_flags, root_aliases=()):
+    p.add_argument("--tfrecords", *root_aliases, dest="tfrecords", required=True, type=Path,
+                   metavar="ROOT", help="TFRecord root holding <label>/<video>.tfrecord files")
     for flag, helptext in csv_flags:
         p.add_argument(flag, required=True, type=Path, metavar="CSV", help=helptext)
     p.add_argument("--truncate", action="store_true",
@@ -75,14 +100,13 @@ def add_parsers(sub) -> None:
     e.add_argument("--out", required=True, type=Path, metavar="DIR")
     e.set_defaults(handler=_evaluate)
 
-    p = sub.add_parser(
-        "predict", formatter_class=Formatter, help="predictions for a stimulus suite",
-        description="Predict every stimulus of a suite (a stimulus manifest, whose rows carry "
-                    "stimulus_id, label, manipulation and level; TFRecords are found by a "
-                    "tfrecord_filename column or as <label>/<stimulus_id>.tfrecord) and write "
-                    "one predictions CSV row per stimulus.")
-    p.add_argument("--model", required=True, type=Path, metavar="DIR")
-    _data_args(p, csv_flags=[("--manifest", "the stimulus manifest")])
+    p = sub.add_parser("predict", formatter_class=Formatter,
+                       help="predictions for a stimulus suite, one row per stimulus",
+                       description=PREDICT_HELP)
+    p.add_argument("--model", required=True, type=Path, metavar="DIR",
+                   help="the --out folder of a finished train run (recognition or SAVC)")
+    _data_args(p, csv_flags=[("--manifest", "the stimulus manifest")],
+               root_aliases=("--embeddings",))
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
     p.set_defaults(handler=_predict)
 
@@ -143,7 +167,8 @@ def _print_skipped(split, listed_in: Path, what: str, shown: int = 5) -> None:
     print(f"skipped {len(split.skipped)} bad rows of the {what} CSV -> {listed_in}",
           file=sys.stderr)
     for row in split.skipped.head(shown).itertuples():
-        print(f"  skipped row {row.row}: {row.error}", file=sys.stderr)
+        stimulus = f" (stimulus {row.stimulus_id})" if hasattr(row, "stimulus_id") else ""
+        print(f"  skipped row {row.row}{stimulus}: {row.error}", file=sys.stderr)
 
 
 def _train(args) -> int:
@@ -213,17 +238,60 @@ def _evaluate(args) -> int:
 
 
 def _predict(args) -> int:
+    from ..dataset import tfrecords
     from ..models import evaluation, training
     cfg, model = training.load_trained(args.model)
-    split = _load(args.manifest, args.tfrecords, args, feature_set=cfg.embeddings,
-                  timesteps=cfg.timesteps)
-    predictions, metrics = evaluation.evaluate(cfg, model, split)
+    stimuli = tfrecords.split_rows(args.manifest, args.tfrecords)
+    if cfg.task != "recognition":
+        missing = [c for c in ("stimulus_id", "manipulation") if c not in stimuli.columns]
+        if missing:
+            raise DatasetError(f"no {missing[0]} column: a SAVC model answers each stimulus's "
+                               "correspondence trial, keyed by its manipulation",
+                               path=args.manifest, column=missing[0],
+                               fix="give a stimulus manifest (stimuli generate writes one); "
+                                   "for the paper's random test pairs use `evaluate`")
+    try:
+        split = _load(args.manifest, args.tfrecords, args, feature_set=cfg.embeddings,
+                      timesteps=cfg.timesteps)
+    except DatasetError as err:
+        raise _naming_the_stimulus(err, stimuli) from None
+    skipped_csv = args.out.with_name(args.out.stem + "_skipped.csv")
+    if len(split.skipped):
+        split.skipped.insert(1, "stimulus_id", split.skipped["row"].map(
+            stimuli.set_index("row")[_id_column(stimuli)]).astype(str))
+    predictions, metrics = evaluation.predict_stimuli(cfg, model, split)
     schema.write_csv(predictions, args.out)
     if len(split.skipped):
-        schema.write_csv(split.skipped, args.out.with_name(args.out.stem + "_skipped.csv"))
-    _print_skipped(split, args.out.with_name(args.out.stem + "_skipped.csv"), "manifest")
+        schema.write_csv(split.skipped, skipped_csv)
+    _print_skipped(split, skipped_csv, "manifest")
+    if metrics.get("n_left_out"):
+        left = ", ".join(f"{n} {m}" for m, n in metrics["left_out"].items())
+        print(f"note: left out {metrics['n_left_out']} stimuli without a correspondence "
+              f"question ({left}: one modality is grey or silent)", file=sys.stderr)
     print(json.dumps(metrics))
     return 0
+
+
+def _id_column(stimuli) -> str:
+    return next((c for c in ("stimulus_id", "new_filename", "filename") if c in stimuli.columns),
+                "row")
+
+
+def _naming_the_stimulus(err: DatasetError, stimuli) -> DatasetError:
+    """The error of one manifest row's TFRecord, saying which stimulus it belongs to."""
+    if err.path is None:
+        return err
+    match = stimuli.index[stimuli["tfrecord_path"] == str(err.path)]
+    if not len(match):
+        return err
+    row = stimuli.loc[match[0]]
+    fix = err.fix
+    if err.problem.startswith("TFRecord file not found"):
+        fix = ("extract the suite's embeddings (python -m avmit_psych.features extract "
+               "--csv MANIFEST --videos SUITE_DIR --out ROOT ...), check --embeddings (the "
+               "root holding the <label>/ folders), or use --skip-bad to leave it out")
+    return DatasetError(f"stimulus '{row[_id_column(stimuli)]}': {err.problem}",
+                        path=err.path, row=err.row, column=err.column, fix=fix)
 
 
 def _search(args) -> int:

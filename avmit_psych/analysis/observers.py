@@ -58,6 +58,8 @@ LAYOUTS = {"trials": TRIALS_COLUMNS, "predictions": PREDICTIONS_COLUMNS,
 #: SAVC predictions on the paper's random test pairs say congruent/incongruent
 CORRESPONDENCE_NAMES = {"congruent": "same", "incongruent": "different"}
 CORRESPONDENCE_ANSWERS = ("same", "different")
+#: stimuli with one modality only: no correspondence question (models.savc.ONE_MODALITY)
+ONE_MODALITY = ("audio_only", "visual_only")
 _TRUE = {"true", "1", "yes", "t"}
 _FALSE = {"false", "0", "no", "f", ""}
 #: the model-vs-human prefix: zero-padded trial number, experiment, subject
@@ -247,10 +249,16 @@ def _from_trials(df: pd.DataFrame, path, warnings: list[str]) -> pd.DataFrame:
     corr = task == "correspondence"
     # the answer key: same/different (older files keep the class label: derive it, as the
     # experiment scores it: a semantic swap is 'different', anything else 'same')
-    key = np.where(df["manipulation"].astype(str).str.strip() == "semantic_swap", "different",
-                   "same")
+    manipulation = df["manipulation"].astype(str).str.strip()
+    key = np.where(manipulation == "semantic_swap", "different", "same")
     keyed = label.isin(CORRESPONDENCE_ANSWERS)
     label = label.where(~corr | keyed, pd.Series(key, index=label.index))
+    no_question = corr & manipulation.isin(ONE_MODALITY)
+    if (keep & no_question).any():
+        warnings.append(f"{path}: {int((keep & no_question).sum())} correspondence trial(s) "
+                        f"of one-modality stimuli (audio_only, visual_only) left out: there is "
+                        f"no sound-picture question to score")
+        keep &= ~no_question.to_numpy()
     response = response.where(~corr, response.replace(CORRESPONDENCE_NAMES))
     out = pd.DataFrame({
         "observer": df["participant"].astype(str).str.strip(), "observer_type": "human",

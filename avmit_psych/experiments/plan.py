@@ -15,9 +15,10 @@ What is planned (every default can be changed in the design file, see
 Conditions
     Every distinct (manipulation, level) of the manifest (``manipulations: [...]`` keeps some
     manipulations only). A numeric level is one level however it is written (``5`` = ``5.0``).
-    ``semantic_swap`` is ONE condition: its manifest ``level`` is the donor class, which differs
-    from video to video by construction (a balanced derangement), so it is not a level of the
-    design; the trial lists keep the donor class in ``level``. Every source video must have
+    In the correspondence task ``audio_only`` and ``visual_only`` are left out (nothing to
+    correspond). ``semantic_swap`` is ONE condition: its manifest ``level`` is the donor
+    class, which differs from video to video by construction (a balanced derangement), so it
+    is not a level of the design; the trial lists keep the donor class in ``level``. Every source video must have
     exactly one stimulus per condition, otherwise the plan is refused.
 Lists (a Latin square over source videos)
     ``lists`` L (default: as many as conditions C; more is refused). Sources are ordered by
@@ -857,6 +858,10 @@ def make_plan(manifest, design=None, *, practice=None) -> StudyPlan:
     suite_root = Path(os.path.abspath(d.suite_root or path.parent))
     notes: list[str] = []
     work, conditions, cond_code = _conditions(table, d)
+    if d.task == "correspondence" and len(work) < len(table) and d.manipulations is None:
+        left = sorted(set(table["manipulation"]) - set(work["manipulation"]))
+        notes.append(f"correspondence task: {', '.join(left)} left out (one modality only: "
+                     f"no sound-picture question to ask)")
     grid = _stimulus_grid(work, conditions, cond_code, path)
     C, S_all = len(conditions), len(grid.names)
 
@@ -971,6 +976,11 @@ def _conditions(table: pd.DataFrame, d: Design):
                                    path=d.source, column="manipulations",
                                    fix=f"the manifest has {', '.join(present)}")
         work = table[np.isin(manip, list(d.manipulations))]
+        manip = work["manipulation"].to_numpy(dtype=object)
+    if d.task == "correspondence":
+        # sound and picture of one video cannot be compared when one of them is missing
+        from ..models.savc import ONE_MODALITY
+        work = work[~np.isin(manip, list(ONE_MODALITY))]
         manip = work["manipulation"].to_numpy(dtype=object)
     key = _level_key(manip, work["level"].to_numpy(dtype=object),
                      work["level_unit"].to_numpy(dtype=object))

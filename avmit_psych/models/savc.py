@@ -9,6 +9,10 @@ the paper takes 405/45 AVMIT and 600/60 MIT-16 videos per class). Videos without
 stream are left out as audio sources first.
 
 Label 1 = congruent, 0 = incongruent (the model's softmax index 1 is "congruent").
+
+A stimulus of a suite is one such pair made into a file: its audio track and its picture come
+from a manifest row's ``audio_source`` and ``source_filename``. Its answer key in the
+correspondence task, for humans and SAVC models alike, is :func:`correspondence_answer`.
 """
 from __future__ import annotations
 
@@ -17,6 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 N_TEST_PAIRS = 1920
+
+#: The correspondence task's answers (the model's softmax index 1, "congruent", is "same").
+SAME, DIFFERENT = "same", "different"
+#: Manipulations that take one modality away (grey frames, digital silence): such a stimulus
+#: has no sound-picture pair to judge, so it has no correspondence answer key.
+ONE_MODALITY = ("audio_only", "visual_only")
 
 
 @dataclass
@@ -98,3 +108,19 @@ def test_pairs(labels: np.ndarray, *, seed: int = 0, has_audio: np.ndarray | Non
     """The fixed SAVC test pairs: every test video's audio once congruent and once incongruent
     (1,920 pairs from the 960-video test set, half congruent), the same for every model."""
     return sample_pairs(labels, seed=seed, epoch=TEST_EPOCH, has_audio=has_audio)
+
+
+def correspondence_answer(manipulation: str) -> str | None:
+    """The answer key of a suite stimulus in the correspondence task.
+
+    ``"different"`` for ``semantic_swap`` (the audio is a donor video's, of another class),
+    ``None`` for :data:`ONE_MODALITY` (``audio_only``, ``visual_only``: nothing to correspond),
+    ``"same"`` for every other manipulation (the stimulus keeps its own audio: ``none``,
+    ``av_offset``, ``audio_noise``, ``visual_noise``, ...).
+    """
+    manipulation = str(manipulation).strip()
+    if manipulation == "semantic_swap":
+        return DIFFERENT
+    if manipulation in ONE_MODALITY:
+        return None
+    return SAME
