@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "VGGish+VGG16 GRU baseline on them and test it (metrics and predictions); "
                     "finally compare humans with DNNs on a demo study built from the toolkit's "
                     "own parts (synthetic clips -> manipulated suite -> embeddings -> trained "
-                    "RNNs; simulated human observers), cached in the user data folder after "
+                    "recognition and SAVC RNNs; simulated cue-integration observers), in "
+                    "classification and in correspondence, cached in the user data folder after "
                     "the first run. Every step writes what the command-line tools write.")
     d.add_argument("--out", type=Path, default=Path("demo_output"), metavar="DIR")
     d.add_argument("--seed", type=int, default=0)
@@ -108,12 +109,16 @@ def demo(args) -> int:
         ["evaluate", "--model", str(out / "models" / "vggish_vgg16_gru_avmit"), "--tfrecords",
          str(emb / "tfrecords"), "--test-csv", str(splits["test_set"]), "--out",
          str(out / "models" / "vggish_vgg16_gru_avmit" / "test")])
-    compare_argv = ["compare", "--out", str(out / "comparison"), "--seed", str(args.seed)]
-    if args.demo_root is not None:
-        compare_argv += ["--demo-root", str(args.demo_root)]
-    run("8/8 humans vs DNNs: building (or reusing) the demo study and comparing", compare_argv)
-    print(f"\ndemo finished: outputs in {out}/ (report: {out / 'comparison' / 'report.md'}; "
-          f"figures: {out / 'summary' / 'fig2.png'}, {out / 'comparison'}/*.png)")
+    demo_root = [] if args.demo_root is None else ["--demo-root", str(args.demo_root)]
+    run("8/8 humans vs DNNs: building (or reusing) the demo study and comparing "
+        "classification (recognition RNNs)",
+        ["compare", "--out", str(out / "comparison"), "--seed", str(args.seed), *demo_root])
+    run("    ... and correspondence (SAVC models, same/different)",
+        ["compare", "--out", str(out / "comparison_correspondence"), "--seed", str(args.seed),
+         "--demo-task", "correspondence", *demo_root])
+    print(f"\ndemo finished: outputs in {out}/ (reports: {out / 'comparison' / 'report.md'}, "
+          f"{out / 'comparison_correspondence' / 'report.md'}; figures: "
+          f"{out / 'summary' / 'fig2.png'}, {out / 'comparison'}/*.png)")
     return 0
 
 

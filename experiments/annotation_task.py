@@ -55,6 +55,8 @@ def load_config(path: Path) -> dict:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError("config not found", path=path, fix="give experiments/annotation.yaml")
+    from avmit_psych.experiments.audio import read_audio_config
+    cfg["audio"] = read_audio_config(cfg.get("audio"), path=path)  # a bad audio.* stops here
     cfg["_dir"] = path.parent
     return cfg
 
@@ -114,6 +116,8 @@ def open_window(cfg: dict, args):
     headless.prepare_audio(null_device=args.simulate is not None)
     if not headless.display_available():
         raise DatasetError(headless.headless_error_message())
+    from avmit_psych.experiments import audio
+    audio.session_output(cfg["audio"])  # the videos' sound: the configured backend
     from psychopy import visual
     w = cfg.get("window", {})
     return visual.Window(size=w.get("size", [1280, 800]), fullscr=w.get("fullscr", True) and
@@ -183,6 +187,10 @@ def main(argv=None) -> int:
                                                     main_writer.completed["rating"].astype(int))))
     bonus = A.BonusCounter(int(cfg.get("bonus_pence", 10)), db.matches(participant))
     win = open_window(cfg, args)
+    from avmit_psych.experiments import audio
+    from avmit_psych.experiments.study import update_sidecar
+    update_sidecar(main_writer.path, participant=participant, session=session,
+                   task="annotation", **audio.session_output().facts())
     from avmit_psych.experiments.screens import AnnotationScreen, Screenshots
     screen = AnnotationScreen(win, fast=args.fast, simulator=simulator,
                               true_ratings=true_ratings,
@@ -249,6 +257,7 @@ def main(argv=None) -> int:
         (Path(data_dir) / f"sub-{participant}_ses-{session}_annotation-status.txt").write_text(
             status + "\n")
         win.close()
+        audio.close_session_output()
     print(f"{status}: data in {main_writer.path}")
     return 0
 

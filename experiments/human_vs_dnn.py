@@ -7,7 +7,9 @@
 
 With ``--study`` the participant gets a list of the study (the first time: the list with the
 fewest participants so far, recorded in ``study/participants.csv``) and the session runs that
-list's plan: a headphone screen (Woods et al. 2017) first, then the planned practice (with
+list's plan: a headphone screen first (``headphone_check`` in the config: Woods et al. 2017
+antiphase, Milne et al. 2021 Huggins pitch, or both; trials in
+``sub-<id>_ses-<n>_task-headphonecheck_beh.csv``), then the planned practice (with
 feedback), then the main trials in the planned order with the planned breaks and repeats.
 Every trial is appended and fsynced to ``<data-dir>/sub-<id>_ses-<n>_task-<task>_beh.csv``
 (the trials contract, plus ``list`` and ``position``; default data folder ``study/data``)
@@ -36,6 +38,7 @@ from avmit_psych.dataset.schema import TEST_CLASSES, DatasetError  # noqa: E402
 from avmit_psych.experiments import human_vs_dnn as H  # noqa: E402
 from avmit_psych.experiments.annotation import Aborted  # noqa: E402
 from avmit_psych.experiments.datafile import TrialWriter, check_participant, check_session  # noqa: E402
+from avmit_psych.experiments.player import PLAYBACK_COLUMNS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -172,30 +175,33 @@ class Screen:
             if keys:
                 return
 
-    def headphone_trial(self, order) -> tuple[str, float]:
+    def headphone_trial(self, trial) -> tuple[str, float]:
+        """Play one headphone-screen trial (a ``headphones.HeadphoneTrial``: Woods or
+        Huggins) and ask which interval; returns (key '1'-'3', time from the question)."""
         from psychopy import sound
+        from avmit_psych.experiments import headphones as HP
         from avmit_psych.experiments.screens import press
-        audio = H.headphone_audio(order)
-        tone = sound.Sound(value=audio, sampleRate=48000, stereo=True)
-        self.text.text = "Listen: which of the three tones is the softest?"
+        rate = HP.HEADPHONE_SAMPLE_RATE_HZ
+        audio = trial.audio(rate)
+        tone = sound.Sound(value=audio, sampleRate=rate, stereo=True)
+        self.text.text = HP.LISTEN[trial.test]
         self.text.draw()
         self.win.callOnFlip(tone.play)
         self.win.flip()
-        for _ in self.wait(len(audio) / 48000):
+        for _ in self.wait(len(audio) / rate):
             self.text.draw()
             self.win.flip()
         tone.stop()
-        self.text.text = "Which tone was the softest?  1, 2 or 3"
+        self.text.text = HP.QUESTIONS[trial.test]
         self.event.clearEvents()
         start = self.core.getTime()
         due = start + (0.05 if self.fast else 0.8)
-        answer = H.headphone_answer(order)
         while True:
             if self.observer and due and self.core.getTime() >= due:
-                press(self.win, answer)
+                press(self.win, trial.answer)  # the simulated observer wears headphones
                 due = None
             self.text.draw()
-            self.shots.take("headphone_check")
+            self.shots.take("headphone_check" if trial.test == "woods" else "headphone_huggins")
             self.win.flip()
             keys = self.event.getKeys(keyList=["1", "2", "3", "escape"], timeStamped=True)
             if keys:
@@ -319,6 +325,10 @@ def main(argv=None) -> int:
         cfg = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError("config not found", path=args.config)
+    from avmit_psych.experiments.headphones import read_headphone_config
+    read_headphone_config(cfg, path=args.config)  # a bad headphone_* value stops here
+    from avmit_psych.experiments.audio import read_audio_config
+    read_audio_config(cfg.get("audio"), path=args.config)  # a bad audio.* value stops here
     if args.data_dir is None:
         args.data_dir = args.study / "data" if args.study else Path("data")
     study = None
@@ -372,6 +382,14 @@ def run_session(args, cfg, task, participant, session, trials, writer, done) -> 
     if not headless.display_available():
         writer.close()
         raise DatasetError(headless.headless_error_message())
+    from avmit_psych.experiments import audio
+    from avmit_psych.experiments.study import update_sidecar
+    try:  # the clips' sound: the configured backend, its facts in the data file's sidecar
+        output = audio.session_output(audio.read_audio_config(cfg.get("audio"), args.config))
+        update_sidecar(writer.path, **output.facts())
+    except BaseException:
+        writer.close()
+        raise
     from psychopy import visual
     from avmit_psych.experiments.screens import Screenshots
     w = cfg.get("window", {})
@@ -384,23 +402,13 @@ def run_session(args, cfg, task, participant, session, trials, writer, done) -> 
                     shots=Screenshots(win, args.screenshots))
     status = "complete"
     try:
-        if cfg.get("headphone_check", True) and not done:
-            hp = TrialWriter(args.data_dir, participant, session, "headphonecheck",
-                             ["participant", "session", "trial", "order", "response",
-                              "correct", "rt"])
-            n_right = 0
-            for i, order in enumerate(H.headphone_trials(int(cfg.get("seed", 0)) + session)):
-                key, rt = screen.headphone_trial(order)
-                ok = key == H.headphone_answer(order)
-                n_right += ok
-                hp.write({"participant": participant, "session": session, "trial": i + 1,
-                          "order": "-".join(order), "response": key, "correct": ok,
-                          "rt": round(rt, 4)})
-            hp.finish()
-            hp.close()
-            if n_right < H.HEADPHONE_PASS:
+        from avmit_psych.experiments import headphones as HP
+        headphones = HP.read_headphone_config(cfg, path=args.config)
+        if headphones.enabled and not done:
+            if not run_headphone_screen(screen, headphones, args.data_dir, participant,
+                                        session, seed=int(cfg.get("seed", 0)) + session):
                 status = "headphone_check_failed"
-                screen.message("Please use headphones for this study. Thank you.")
+                screen.message(HP.FAILED)
                 return 0
         if not done:
             screen.message("Watch and listen to each short video, then answer." +
@@ -427,12 +435,13 @@ def run_session(args, cfg, task, participant, session, trials, writer, done) -> 
             writer.write({
                 "participant": participant, "session": session, "task": task,
                 "block": stim["block"], "trial": position,
-                "stimulus_id": stim["stimulus_id"], "label": stim["label"],
+                "stimulus_id": stim["stimulus_id"],
+                # the answer key: the class, or same/different (as the SAVC models' rows)
+                "label": H.correct_response(task, stim),
                 "manipulation": stim["manipulation"], "level": stim["level"],
                 "response": response, "correct": correct, "rt": round(t - ended, 4),
                 "rt_from_onset": round(t - timing["onset"], 4) if timing else "",
-                **{k: timing.get(k, "") for k in ("onset", "frames_shown", "dropped_frames",
-                                                  "av_onset_asynchrony_ms", "playback_s")},
+                **{k: timing.get(k, "") for k in PLAYBACK_COLUMNS},
                 "repeat": _flag(stim["repeat"]), "audio_source": stim.get("audio_source", ""),
                 "error": error, "list": stim.get("list", ""), "position": position})
             if stim["block"] == "practice" and response:
@@ -443,13 +452,40 @@ def run_session(args, cfg, task, participant, session, trials, writer, done) -> 
         writer.finish()
     except Aborted:
         status = "aborted"
+    except BaseException as err:   # the data so far are kept; the status says it broke off
+        status = f"error: {type(err).__name__}: {err}"
+        raise
     finally:
         writer.close()
         (Path(args.data_dir) / f"sub-{participant}_ses-{session}_{task}-status.txt").write_text(
             status + "\n")
         win.close()
+        audio.close_session_output()
     print(f"{status}: data in {writer.path}")
     return 0
+
+
+def run_headphone_screen(screen, config, data_dir, participant, session, *, seed) -> bool:
+    """Run the configured headphone screen (``headphones.HeadphoneScreen``), each trial
+    written to the ``headphonecheck`` data file; True when it passed. Rows already in an
+    unfinished file (an interrupted launch) are replayed first: attempts used stay used."""
+    from avmit_psych.experiments import headphones as HP
+    hp = TrialWriter(data_dir, participant, session, "headphonecheck", HP.HEADPHONE_COLUMNS)
+    try:
+        check = HP.HeadphoneScreen(config, seed=seed)
+        check.replay(hp.completed.to_dict("records"), path=hp.path)
+        resumed = len(hp.completed) > 0
+        while (trial := check.next_trial()) is not None:
+            if trial.trial == 1 or resumed:
+                screen.message(HP.RETRY if trial.attempt > 1 and trial.trial == 1
+                               else HP.INSTRUCTIONS[trial.test])
+                resumed = False
+            key, rt = screen.headphone_trial(trial)
+            hp.write({"participant": participant, "session": session, **check.record(key, rt)})
+        hp.finish()
+    finally:
+        hp.close()
+    return check.status == "passed"
 
 
 def _flag(value) -> bool:

@@ -67,7 +67,7 @@ def cli(capsys):
 #: Mesa's llvmpipe (Xvfb) crashes the process, so in-process window tests run first.
 requires_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                                  reason="TensorFlow is not installed")
-WINDOW_TEST_FILES = ("test_player.py",)
+WINDOW_TEST_FILES = ("test_player.py", "test_audio_timing.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -97,6 +97,26 @@ def test_demo_runs_the_pipeline_and_ends_with_the_comparison(tmp_path, cli,
     fits = pd.read_csv(cmp / "psychometric.csv")
     assert set(fits["manipulation"]) == {"audio_noise", "visual_noise"}
     assert len(pd.read_csv(cmp / "anova.csv")) > 0
+    # the simulated people integrate the cues (issue 15): the humans' mean accuracy with the
+    # worst auditory noise is that of the picture alone, with the worst visual noise that of
+    # the sound alone, and no degraded condition beats clean AV
+    humans = pd.read_csv(cmp / "summary.csv").drop_duplicates("condition").set_index(
+        "condition")["human_mean"]
+    assert humans["audio_noise=0"] == pytest.approx(humans["visual_only"], abs=0.05)
+    assert humans["visual_noise=128"] == pytest.approx(humans["audio_only"], abs=0.05)
+    assert humans["none"] >= max(humans["audio_only"], humans["visual_only"]) - 0.02
+    # psychometric fits report thresholds with confidence intervals
+    assert fits[["threshold", "threshold_ci_low", "threshold_ci_high"]].notna().all().all()
+    # ... and the correspondence task: the same people and the SAVC models
+    corr = out / "comparison_correspondence"
+    report = (corr / "report.md").read_text()
+    assert "## Correspondence: signal detection" in report and "](dprime.png)" in report
+    sdt = pd.read_csv(corr / "sdt.csv")
+    assert sdt.groupby("observer_type")["observer"].nunique().to_dict() == {"human": 10,
+                                                                           "model": 2}
+    assert set(sdt.loc[sdt["observer_type"] == "model", "observer"]) == {
+        "savc_yamnet_effnetb0_gru_demo", "savc_yamnet_effnetb0_lstm_demo"}
+    assert not sdt["manipulation"].isin(["audio_only", "visual_only"]).any()
     assert "error consistency (mean kappa)" in r.out
     assert "demo finished" in r.out
 

@@ -105,7 +105,10 @@ def test_both_tasks_complete_with_contract_rows(runs, task):
 def test_headphone_screen_was_run_and_passed(runs):
     data, _ = runs
     hp = pd.read_csv(data / "sub-P07_ses-1_task-headphonecheck_beh.csv")
-    assert len(hp) == 6 and hp["correct"].sum() >= 5
+    # the default screen is both: Woods (pass 5 of 6), then Huggins (pass 6 of 6)
+    assert hp["test"].tolist() == ["woods"] * 6 + ["huggins"] * 6
+    assert hp.loc[hp["test"] == "woods", "correct"].sum() >= 5
+    assert hp.loc[hp["test"] == "huggins", "correct"].all()
 
 
 def test_screenshots_of_the_response_screens(runs):

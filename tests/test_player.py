@@ -112,6 +112,8 @@ def win(tmp_path_factory):
                            color=(-1, -1, -1), allowGUI=False)
     ARTIFACTS.mkdir(exist_ok=True)
     yield window
+    from avmit_psych.experiments import audio
+    audio.close_session_output()
     headless.close_sound_streams()
     window.close()
 
@@ -228,48 +230,61 @@ def test_every_frame_shown_in_order_for_its_share_of_refreshes(win, source, tmp_
     player.close()
 
 
-def test_report_audio_started_once_on_the_first_flip(win):
-    from avmit_psych.experiments import annotation
-    from avmit_psych.experiments.player import AVPlayer
+def test_report_audio_scheduled_once_before_the_first_flip(win):
+    from avmit_psych.experiments import annotation, audio
+    from avmit_psych.experiments.player import PLAYBACK_COLUMNS, AVPlayer
     player = AVPlayer.load(win, counter_clip(), pos=CORNER, anchor="bottom-left")
-    original_play = player.sound.play
-    flips_before_play, flips = [], []
+    assert player.output is audio.session_output()      # no output given: the session's
+    original_schedule = player.output.schedule
+    flips_before_schedule, flips = [], []
 
-    def counting_play(*args, **kwargs):
-        flips_before_play.append(len(flips))
-        return original_play(*args, **kwargs)
+    def counting_schedule(*args, **kwargs):
+        flips_before_schedule.append(len(flips))
+        return original_schedule(*args, **kwargs)
 
-    player.sound.play = counting_play
+    player.output.schedule = counting_schedule
 
     def play():
-        flips_before_play.clear()
+        flips_before_schedule.clear()
         flips.clear()
         return player.play(on_flip=lambda k, t: flips.append(t),
                            check_keys=lambda k: ["1"] if len(flips) in (10, 11) else None)
 
-    report = clean_playback(play)
-    assert flips_before_play == [0]             # once, inside the first flip
-    assert flips == report.flip_times
-    assert report.onset == report.flip_times[0]
-    assert report.frames_shown == report.n_frames == N_FRAMES
-    assert 0 <= report.av_onset_asynchrony_ms < 1000 / REFRESH_HZ
-    # the audio callback took the first samples within a refresh of the onset
-    assert 0 <= report.audio_first_block - report.onset < 1 / REFRESH_HZ
-    # early keys are kept with their times, and playback carried on
-    assert [v for _, v in report.early_keys] == [["1"], ["1"]]
-    assert report.flip_times[9] <= report.early_keys[0][0] <= report.flip_times[10]
+    try:
+        report = clean_playback(play)
+        assert flips_before_schedule == [0]         # once, before the first flip
+        assert flips == report.flip_times
+        assert report.onset == report.flip_times[0]
+        assert report.frames_shown == report.n_frames == N_FRAMES
+        # scheduled against the planned first flip, started when asked (the backend says)
+        assert report.audio_backend in audio.BACKENDS
+        assert report.audio["reported_start"] == report.audio_start
+        assert abs(report.audio_start_error_ms) < 0.1
+        assert report.scheduled_lead_ms == pytest.approx(report.latency_ms, abs=0.1)
+        assert abs(report.first_flip_error_ms) < 1000 / REFRESH_HZ / 2
+        assert report.av_onset_asynchrony_ms == pytest.approx(
+            report.audio_start_error_ms - report.first_flip_error_ms, abs=1e-6)
+        assert report.frame_interval_sd_ms < 1000 / REFRESH_HZ / 2
+        # early keys are kept with their times, and playback carried on
+        assert [v for _, v in report.early_keys] == [["1"], ["1"]]
+        assert report.flip_times[9] <= report.early_keys[0][0] <= report.flip_times[10]
 
-    row = report.to_row()
-    assert list(row) == ["onset", "dropped_frames", "frames_shown", "av_onset_asynchrony_ms",
-                         "playback_s"]
-    assert set(row) <= set(annotation.ROW_COLUMNS)
-    assert row["playback_s"] == report.duration_s
+        row = report.to_row()
+        assert tuple(row) == PLAYBACK_COLUMNS
+        assert list(row)[:5] == ["onset", "dropped_frames", "frames_shown",
+                                 "av_onset_asynchrony_ms", "playback_s"]
+        assert set(row) <= set(annotation.ROW_COLUMNS)
+        assert row["playback_s"] == report.duration_s
+        assert row["audio_backend"] == report.audio_backend
 
-    # a replay starts the audio again, once
-    again = play()
-    assert flips_before_play == [0] and again.frames_shown == N_FRAMES
-    assert again.onset > report.flip_times[-1]
-    player.close()
+        # a replay schedules the audio again, once
+        again = play()
+        assert flips_before_schedule == [0] and again.frames_shown == N_FRAMES
+        assert again.onset > report.flip_times[-1]
+        assert again.audio_start > report.flip_times[-1]
+    finally:
+        player.output.schedule = original_schedule
+        player.close()
 
 
 def test_a_stall_drops_frames_and_the_clip_keeps_its_duration(win):
@@ -346,36 +361,4 @@ def test_screenshot_of_a_playing_frame(win):
     from PIL import Image
     image = np.asarray(Image.open(path).convert("RGB"))
     assert decode_frame_number(image, 240) == 21
-    player.close()
-
-
-class StandInPtbSound:
-    """Records play() calls like PsychoPy's ptb backend Sound would receive them."""
-    __module__ = "psychopy.sound.backend_ptb"
-    isPlaying = False
-
-    def __init__(self):
-        self.calls = []
-
-    def play(self, when=None):
-        from psychopy import core
-        self.calls.append((when, core.getTime()))
-
-    def stop(self):
-        pass
-
-
-def test_ptb_backend_start_is_scheduled_to_the_first_flip(win):
-    from psychopy import logging
-
-    from avmit_psych.experiments.player import AVPlayer
-    player = AVPlayer.load(win, counter_clip(n=6), pos=CORNER, anchor="bottom-left")
-    player.sound = StandInPtbSound()
-    report = player.play()
-    assert len(player.sound.calls) == 1
-    when_ptb, issued = player.sound.calls[0]
-    assert issued < report.onset                # scheduled before the flip, not after it
-    when = when_ptb - logging.defaultClock.getLastResetTime()
-    assert report.audio_start == pytest.approx(when, abs=1e-6)
-    assert abs(report.av_onset_asynchrony_ms) < 1000 / REFRESH_HZ
     player.close()

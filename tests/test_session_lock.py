@@ -215,7 +215,7 @@ def hvd_config(probe_clips, tmp_path_factory):
                              "path": probe_clips["path"], "label": probe_clips["AVMIT_label"],
                              "manipulation": "none", "level": ""})
     config = root / "hvd.yaml"
-    config.write_text("task: classify\nheadphone_check: true\npractice_trials: 2\n"
+    config.write_text("task: classify\nheadphone_check: woods\npractice_trials: 2\n"
                       "repeat_fraction: 0\nbreak_every: 100\nseed: 0\n"
                       "window: {size: [800, 600], fullscr: false}\n")
     return config, manifest

@@ -554,6 +554,8 @@ def add_parser(sub) -> None:
                         "(default: $AVMIT_PSYCH_DATA/demo_study, else "
                         "~/.local/share/avmit_psych/demo_study)")
     p.add_argument("--rebuild-demo", action="store_true", help="build the demo study again")
+    p.add_argument("--demo-task", choices=("classify", "correspondence"), default="classify",
+                   help="which task of the demo study to compare (without --humans/--models)")
     p.set_defaults(handler=_compare)
 
 
@@ -572,7 +574,8 @@ def _compare(args) -> int:
         from .demo_study import build_demo_study
         root = None if args.demo_root is None else args.demo_root / f"seed-{args.seed}"
         study = build_demo_study(root, seed=args.seed, force=args.rebuild_demo)
-        humans, models, note = [study.humans_dir], [study.models_dir], study.description
+        humans_dir, models_dir = study.inputs(args.demo_task)
+        humans, models, note = [humans_dir], [models_dir], study.description
     t0 = time.perf_counter()
     obs = load_observations(humans, models,
                             exclude_timing_failures=args.exclude_timing_failures)

@@ -16,14 +16,20 @@ tested. It is made the way a real study is, stage by stage, with the toolkit's o
    released-layout TFRecords for the training clips and every stimulus (see
    :func:`embedding_scale` for the one change made to the random EfficientNetB0);
 4. models: two recognition baselines (the GRU and LSTM configurations of
-   ``analysis/configs/recognition``) trained on the training clips for a few epochs with
+   ``analysis/configs/recognition``) and two SAVC models (the same of ``analysis/configs/savc``)
+   trained on the training clips for a few epochs with
    :func:`avmit_psych.models.training.train`, then predictions for every stimulus the way the
-   ``predict`` command makes them (predictions contract, one CSV per model);
-5. humans: *simulated* participants, :class:`~avmit_psych.experiments.human_vs_dnn.
-   PsychometricObserver` s with their own thresholds and lapse rates, answering every stimulus
-   in their own order (:func:`~avmit_psych.experiments.human_vs_dnn.trial_list`), written trial
-   by trial with the experiment's :class:`~avmit_psych.experiments.datafile.TrialWriter`
-   (trials contract, one file per participant).
+   ``predict`` command makes them (:func:`~avmit_psych.models.evaluation.predict_stimuli`:
+   classes into ``models/``, same/different into ``models_correspondence/``; predictions
+   contract, one CSV per model);
+5. humans: *simulated* participants, cue-integration observers
+   (:class:`~avmit_psych.experiments.cue_integration.CueIntegrationObserver`, drawn from
+   :data:`DEMO_POPULATION`) with their own sensitivities, noise thresholds, binding window and
+   lapse rate, doing both tasks: every stimulus in their own order
+   (:func:`~avmit_psych.experiments.human_vs_dnn.trial_list`) into ``humans/``, and every
+   stimulus with both a sound and a picture into ``humans_correspondence/``, written trial by
+   trial with the experiment's :class:`~avmit_psych.experiments.datafile.TrialWriter`
+   (trials contract, one file per participant and task).
 
 Everything is a function of the seed. Each stage skips work already done (as the stages do on
 their own), so a build that was killed resumes; ``study.json``, written atomically once every
@@ -48,18 +54,22 @@ from .. import _atomic, _tf
 from .._atomic import atomic_path, fsync_file, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError, TEST_CLASSES
+from ..experiments import cue_integration as CI
 from ..experiments import human_vs_dnn as H
 from .models_cli import REPO_CONFIGS
 
 #: Bumped whenever the demo would come out differently; a cached study of another version is
 #: rebuilt from scratch.
-STUDY_VERSION = 1
+STUDY_VERSION = 2
 DEMO_SUITE = Path(__file__).resolve().parents[2] / "stimuli" / "suites" / "demo_small.yaml"
 MARKER = "study.json"
 BUILD_STAMP = ".build.json"
 #: Every entry a build writes under its root; clearing a root removes these and nothing else.
-OWNED = ("clips", "suite", "embeddings", "training", "models", "humans", "observers.csv",
-         MARKER, BUILD_STAMP)
+OWNED = ("clips", "suite", "embeddings", "training", "models", "humans",
+         "models_correspondence", "humans_correspondence", "observers.csv", MARKER, BUILD_STAMP)
+#: The two tasks of the demo, and the folders of their humans' trials and models' predictions.
+TASK_FOLDERS = {"classify": ("humans", "models"),
+                "correspondence": ("humans_correspondence", "models_correspondence")}
 
 #: Probe clips per class: k = 1-5 train the models, k = 6 validates, k = 7-8 are the sources
 #: of the test stimuli (distinct clips: the square's speed and start depend on k).
@@ -81,36 +91,24 @@ FEATURE_SET = "yamnet_effnetb0"
 MODEL_CONFIGS = ("yamnet_effnetb0_gru_avmit", "yamnet_effnetb0_lstm_avmit")
 TRAIN_LEARNING_RATE = 5e-3
 TRAIN_EPOCHS = 60
+#: The SAVC (correspondence) configurations trained, from ``analysis/configs/savc``, on every
+#: training clip (the configs' per-class subsets are for AVMIT's 405 videos a class) with the
+#: same learning rate, for ``SAVC_EPOCHS`` epochs of freshly drawn pairs. On these
+#: random-weight embeddings they do not learn the task (validation accuracy 0.5 at every epoch:
+#: learning rates 3e-4 to 2e-2, up to 150 epochs, standardised embeddings, no dropout or weight
+#: decay were tried too), so they answer one way throughout: the report shows a model at chance.
+SAVC_CONFIGS = ("yamnet_effnetb0_gru_avmit", "yamnet_effnetb0_lstm_avmit")
+SAVC_EPOCHS = 40
+#: Pairs per step: the configs' 512 would make one step an epoch here.
+SAVC_BATCH_SIZE = 32
 
 
-@dataclass(frozen=True)
-class ObserverPopulation:
-    """Where simulated participants come from (levels in the suite's units).
-
-    functions : manipulation -> (mean threshold, SD of thresholds across observers, sigma):
-        each observer's threshold is drawn from a normal distribution, their sigma is the
-        population's times a log-normal factor (SD 0.15).
-    lapse : each observer's lapse rate is uniform in this range.
-    base_accuracy : condition -> (mean, SD) of the accuracy of conditions without levels;
-        ``none`` is each observer's ceiling (1 - lapse) less up to 0.03 unless given here.
-    rt_median_s : each observer's median response time is uniform in this range.
-
-    The thresholds put the observers' curves inside the demo suite's levels, from no effect at
-    the mildest level to near chance at the strongest, so that a psychometric fit has both ends
-    to work with. They are set, not measured: this is a demo of the analyses, not a claim about
-    people.
-    """
-
-    functions: dict = field(default_factory=lambda: {
-        "audio_noise": (13.0, 2.5, 4.0),      # dB SNR
-        "visual_noise": (100.0, 10.0, 18.0),  # pixel SD
-    })
-    lapse: tuple = (0.01, 0.06)
-    base_accuracy: dict = field(default_factory=lambda: {
-        "audio_only": (0.72, 0.06), "visual_only": (0.86, 0.04)})
-    rt_median_s: tuple = (0.7, 1.2)
-
-
+#: The demo's simulated people: cue-integration observers
+#: (:mod:`~avmit_psych.experiments.cue_integration`) with the group means of
+#: :class:`~avmit_psych.experiments.cue_integration.CuePopulation`, but for the SNR at which
+#: d'_A is half its maximum: ``demo_small``'s auditory noise runs from 30 to 0 dB only, so it
+#: is put at 13 dB (at 0 dB d'_A is then 0.1 % of its maximum and the answers rest on vision).
+DEMO_POPULATION = CI.CuePopulation(audio_snr50_db=(13.0, 2.5))
 N_OBSERVERS = 10
 
 
@@ -119,8 +117,11 @@ class DemoStudy:
     """A built demo study.
 
     root : the cache folder.
-    humans_dir : trials CSVs (trials contract), one per simulated participant.
-    models_dir : predictions CSVs (predictions contract), one per model.
+    humans_dir : classification trials CSVs (trials contract), one per simulated participant.
+    models_dir : classification predictions CSVs (predictions contract), one per recognition
+        model.
+    correspondence_humans_dir, correspondence_models_dir : the same for the correspondence
+        task (same/different; the SAVC models' predictions).
     manifest : the stimulus manifest of the demo suite.
     description : a few plain sentences for a report: what was built, and that the humans are
         simulated.
@@ -133,6 +134,15 @@ class DemoStudy:
     manifest: Path
     description: str
     info: dict = field(default_factory=dict)
+    correspondence_humans_dir: Path | None = None
+    correspondence_models_dir: Path | None = None
+
+    def inputs(self, task: str = "classify") -> tuple[Path, Path]:
+        """(humans folder, models folder) of ``task`` (``classify`` or ``correspondence``)."""
+        if task not in TASK_FOLDERS:
+            raise ValueError(f"the demo study has the tasks {', '.join(TASK_FOLDERS)}, "
+                             f"not {task!r}")
+        return tuple(self.root / name for name in TASK_FOLDERS[task])
 
 
 def default_root(seed: int = 0) -> Path:
@@ -150,37 +160,18 @@ def default_root(seed: int = 0) -> Path:
 # Simulated participants (no TensorFlow)
 # --------------------------------------------------------------------------------------------
 def simulate_observers(n: int = N_OBSERVERS, *, seed: int = 0,
-                       population: ObserverPopulation = ObserverPopulation()) -> pd.DataFrame:
-    """Draw ``n`` observers from ``population``; one row per observer.
+                       population: CI.CuePopulation = DEMO_POPULATION) -> pd.DataFrame:
+    """Draw ``n`` cue-integration observers from ``population``; one row per observer.
 
-    Columns: participant (``P01``...), seed, lapse, rt_median_s, ``<manipulation>_threshold``
-    and ``<manipulation>_sigma`` per psychometric function, ``<condition>_accuracy`` per
-    condition without levels (``none`` included), and ``observer``, the
-    :class:`~avmit_psych.experiments.human_vs_dnn.PsychometricObserver` itself.
+    Columns: those of :func:`~avmit_psych.experiments.cue_integration.draw_observers`
+    (participant ``P01``..., seed and every drawn parameter: sensitivities, noise thresholds,
+    binding window, criterion, lapse rate, median RT) and ``observer``, the
+    :class:`~avmit_psych.experiments.cue_integration.CueIntegrationObserver` itself.
     """
-    rng = np.random.default_rng([int(seed), 89])
-    rows = []
-    for i in range(n):
-        lapse = float(rng.uniform(*population.lapse))
-        functions = {}
-        row = {"participant": f"P{i + 1:02d}", "seed": int(seed) * 1009 + i + 1,
-               "lapse": lapse, "rt_median_s": float(rng.uniform(*population.rt_median_s))}
-        for manipulation, (mean, sd, sigma) in population.functions.items():
-            threshold = float(rng.normal(mean, sd))
-            own_sigma = float(sigma * np.exp(rng.normal(0, 0.15)))
-            functions[manipulation] = (threshold, own_sigma)
-            row[f"{manipulation}_threshold"] = threshold
-            row[f"{manipulation}_sigma"] = own_sigma
-        accuracy = {"none": 1.0 - lapse - float(rng.uniform(0.0, 0.03))}
-        for condition, (mean, sd) in population.base_accuracy.items():
-            accuracy[condition] = float(np.clip(rng.normal(mean, sd), 1 / len(TEST_CLASSES),
-                                                1.0 - lapse))
-        row.update({f"{c}_accuracy": a for c, a in accuracy.items()})
-        row["observer"] = H.PsychometricObserver(row["seed"], functions=functions,
-                                                 base_accuracy=accuracy, lapse=lapse,
-                                                 rt_median_s=row["rt_median_s"])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table = CI.draw_observers(n, seed, population=population)
+    table["observer"] = [CI.CueIntegrationObserver.from_row(r)
+                         for r in table.to_dict("records")]
+    return table
 
 
 #: For the simulated onsets: the first stimulus's onset in session time, and the seconds
@@ -199,9 +190,14 @@ def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFra
     (file ``sub-<id>_ses-1_task-<task>_beh.csv``, marked finished). Timing columns hold what a
     flawless presentation would have given: the clip's duration and frame count, no dropped
     frames, onsets of one stimulus after another; nothing is measured, so the AV onset
-    asynchrony is left blank. Returns the data files.
+    asynchrony is left blank. In the ``correspondence`` task the one-modality stimuli
+    (``audio_only``, ``visual_only``) ask no question and are left out, and ``label`` is the
+    answer key (same/different, :func:`~avmit_psych.experiments.human_vs_dnn.correct_response`),
+    as the experiment writes it. Returns the data files.
     """
     from ..experiments.datafile import TrialWriter
+    if task == "correspondence":
+        manifest = asked_in_correspondence(manifest)
     paths = []
     for row in observers.itertuples(index=False):
         observer = dataclasses.replace(row.observer)  # a fresh random stream: calls repeat
@@ -215,7 +211,8 @@ def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFra
                 writer.write({
                     "participant": row.participant, "session": 1, "task": task,
                     "block": stim["block"], "trial": stim["trial"],
-                    "stimulus_id": stim["stimulus_id"], "label": stim["label"],
+                    "stimulus_id": stim["stimulus_id"],
+                    "label": H.correct_response(task, stim),
                     "manipulation": stim["manipulation"], "level": stim["level"],
                     "response": response, "correct": H.score(task, stim, response), "rt": rt,
                     "rt_from_onset": round(playback + rt, 4), "onset": round(clock, 4),
@@ -227,6 +224,12 @@ def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFra
             writer.finish()
         paths.append(writer.path)
     return paths
+
+
+def asked_in_correspondence(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The stimuli that ask a correspondence question (not ``audio_only`` / ``visual_only``)."""
+    from ..models.savc import ONE_MODALITY
+    return manifest[~manifest["manipulation"].isin(ONE_MODALITY)].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +353,9 @@ def read_marker(root, *, seed: int = 0) -> dict | None:
 def _study(root: Path, marker: dict) -> DemoStudy:
     return DemoStudy(root=root, humans_dir=root / "humans", models_dir=root / "models",
                      manifest=root / "suite" / "manifest.csv",
-                     description=marker["description"], info=marker)
+                     description=marker["description"], info=marker,
+                     correspondence_humans_dir=root / "humans_correspondence",
+                     correspondence_models_dir=root / "models_correspondence")
 
 
 def _clear(root: Path) -> None:
@@ -360,7 +365,7 @@ def _clear(root: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    for stale in root.glob(".humans.*"):
+    for stale in root.glob(".humans*.*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -370,7 +375,7 @@ def build_demo_study(root=None, *, seed: int = 0, force: bool = False, log=print
     A folder whose ``study.json`` marks a finished study of this version and seed is returned
     as it is. Otherwise the study is built: from scratch with ``force=True`` or when the folder
     holds a build of another version or seed, else resuming whatever an interrupted build
-    finished. Progress lines go to ``log``. A first build took 80 s on a 2-core machine
+    finished. Progress lines go to ``log``. A first build took 110 s on a 2-core machine
     (TensorFlow's import included), a reuse well under a second; TensorFlow is imported only
     when something must be computed.
     """
@@ -426,28 +431,33 @@ def _build(root: Path, seed: int, log) -> DemoStudy:
     t0 = time.perf_counter()
     manifest = schema.read_csv(manifest_path)
     observers = simulate_observers(N_OBSERVERS, seed=seed)
-    log(f"demo study: {len(observers)} simulated participants x {len(manifest)} trials")
-    staging = root / f".humans.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    simulate_participants(manifest, staging, observers, seed=seed)
-    shutil.rmtree(root / "humans", ignore_errors=True)
-    _atomic.replace(staging, root / "humans")
+    human_accuracy = {}
+    for task, (humans, _) in TASK_FOLDERS.items():
+        log(f"demo study: {len(observers)} simulated participants, {task} task")
+        staging = root / f".{humans}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        simulate_participants(manifest, staging, observers, seed=seed, task=task)
+        shutil.rmtree(root / humans, ignore_errors=True)
+        _atomic.replace(staging, root / humans)
+        human_accuracy[task] = _accuracy_by_condition(pd.concat(
+            [pd.read_csv(p, dtype=str, keep_default_na=False)
+             for p in sorted((root / humans).glob("*.csv"))]))
     schema.write_csv(observers.drop(columns="observer"), root / "observers.csv")
-    human_accuracy = _accuracy_by_condition(pd.concat(
-        [pd.read_csv(p, dtype=str, keep_default_na=False)
-         for p in sorted((root / "humans").glob("*.csv"))]))
     stage("humans", t0)
 
     conditions = _condition_names(manifest)
-    models = sorted(model_accuracy)
-    files = sorted([str(p.relative_to(root)) for p in (root / "humans").glob("*.csv")] +
-                   [str(p.relative_to(root)) for p in (root / "models").glob("*.csv")] +
+    models = sorted(model_accuracy["classify"])
+    files = sorted([str(p.relative_to(root)) for folders in TASK_FOLDERS.values()
+                    for folder in folders for p in (root / folder).glob("*.csv")] +
                    ["suite/manifest.csv", "observers.csv"])
     info = {
         **_stamp(seed), "n_observers": len(observers),
-        "models": models, "n_stimuli": len(manifest), "conditions": conditions,
+        "models": models, "savc_models": sorted(model_accuracy["correspondence"]),
+        "n_stimuli": len(manifest),
+        "n_correspondence_stimuli": len(asked_in_correspondence(manifest)),
+        "conditions": conditions,
         "n_training_clips": len(TRAIN_CLIPS) * len(TEST_CLASSES),
-        "training_epochs": TRAIN_EPOCHS,
+        "training_epochs": TRAIN_EPOCHS, "savc_training_epochs": SAVC_EPOCHS,
         "accuracy": {"humans": human_accuracy, "models": model_accuracy},
         "build_seconds": round(time.perf_counter() - start, 1), "stage_seconds": timings,
         "files": files,
@@ -474,9 +484,17 @@ def describe(info: dict) -> str:
         "EfficientNetB0 embeddings computed with random weights (the pretrained weights are "
         "not downloaded for the demo; the random EfficientNetB0's embeddings were multiplied "
         "by one constant to bring them to a usable scale). "
-        f"Humans: {info['n_observers']} SIMULATED observers, not people: a psychometric "
-        "observer model with its own threshold, slope and lapse rate per observer (chance "
-        "1/16), whose errors favour a fixed set of confusable classes.")
+        f"For the correspondence task (same or different action?), {len(info['savc_models'])} "
+        f"SAVC models ({' and '.join(info['savc_models'])}) trained for "
+        f"{info['savc_training_epochs']} epochs on pairs of the same clips' embeddings judged "
+        f"the {info['n_correspondence_stimuli']} stimuli that have both a sound and a picture "
+        "(the suite has no semantic swaps, so every correspondence trial's answer is "
+        "\"same\"). "
+        f"Humans: {info['n_observers']} SIMULATED observers, not people: cue-integration "
+        "observers (auditory and visual evidence combined as independent cues, Ernst & Banks "
+        "2002), each with their own sensitivities, noise thresholds, binding window and lapse "
+        "rate, answering both tasks (classification chance 1/16, correspondence 1/2); their "
+        "classification errors favour a fixed set of confusable classes.")
 
 
 def _condition_names(manifest: pd.DataFrame) -> list[str]:
@@ -661,11 +679,29 @@ def _make_embeddings_and_models(root: Path, seed: int, splits: dict, manifest: P
     return _predict(root, run_dirs, manifest, log)
 
 
+def _demo_configs(seed: int) -> list:
+    """The demo's model configurations: the recognition ones, then the SAVC ones."""
+    from ..models import config
+    out = []
+    for name in MODEL_CONFIGS:
+        cfg = config.load_config(REPO_CONFIGS / "recognition" / f"{name}.yaml")
+        out.append(cfg.replace(name=name.replace("_avmit", "_demo"), epochs=TRAIN_EPOCHS,
+                               learning_rate=TRAIN_LEARNING_RATE, seed=seed))
+    for name in SAVC_CONFIGS:
+        cfg = config.load_config(REPO_CONFIGS / "savc" / f"{name}.yaml")
+        out.append(cfg.replace(name=f"savc_{name.replace('_avmit', '_demo')}",
+                               epochs=SAVC_EPOCHS, learning_rate=TRAIN_LEARNING_RATE,
+                               batch_size=SAVC_BATCH_SIZE,
+                               savc_train_per_class=None, savc_val_per_class=None, seed=seed))
+    return out
+
+
 def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
-    """Train every model of ``MODEL_CONFIGS`` one after the other (or reuse finished runs);
-    their folders. Setting ``stop`` ends a training at the end of its epoch, unfinished."""
+    """Train every model of :func:`_demo_configs` one after the other (or reuse finished
+    runs); their folders. Setting ``stop`` ends a training at the end of its epoch,
+    unfinished."""
     from ..dataset import tfrecords
-    from ..models import config, training
+    from ..models import training
     keras = _tf.keras()
 
     class StopWhenAsked(keras.callbacks.Callback):
@@ -679,10 +715,7 @@ def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
 
     train_split, val_split = load(splits["train"]), load(splits["validation"])
     run_dirs = []
-    for name in MODEL_CONFIGS:
-        cfg = config.load_config(REPO_CONFIGS / "recognition" / f"{name}.yaml")
-        cfg = cfg.replace(name=name.replace("_avmit", "_demo"), epochs=TRAIN_EPOCHS,
-                          learning_rate=TRAIN_LEARNING_RATE, seed=seed)
+    for cfg in _demo_configs(seed):
         log(f"demo study: training {cfg.name} ({len(train_split)} clips, {cfg.epochs} epochs)")
         result = training.train(cfg, train_split, val_split, root / "training" / cfg.name,
                                 verbose=0, callbacks=[StopWhenAsked()])
@@ -694,19 +727,26 @@ def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
 
 def _predict(root: Path, run_dirs: list[Path], manifest: Path, log) -> dict:
     """Predictions for every stimulus as the ``predict`` command makes them (the trained
-    folder, the manifest's split, :func:`~avmit_psych.models.evaluation.evaluate`)."""
+    folder, the manifest's split, :func:`~avmit_psych.models.evaluation.predict_stimuli`):
+    recognition models classify every stimulus (into ``models``), SAVC models answer the
+    correspondence trial of every stimulus with both modalities (``models_correspondence``).
+    Returns task -> model -> condition -> accuracy."""
     from ..dataset import tfrecords
     from ..models import evaluation, training
-    accuracy = {}
-    stimuli = None
+    accuracy = {task: {} for task in TASK_FOLDERS}
+    splits = {}
     for run_dir in run_dirs:
         cfg, model = training.load_trained(run_dir)
-        if stimuli is None:
-            stimuli = tfrecords.load_split(manifest, root / "embeddings",
-                                           feature_set=cfg.embeddings, timesteps=cfg.timesteps,
-                                           cache=False)
-        predictions, metrics = evaluation.evaluate(cfg, model, stimuli)
-        schema.write_csv(predictions, root / "models" / f"{cfg.name}.csv")
-        accuracy[cfg.name] = _accuracy_by_condition(predictions)
-        log(f"demo study: {cfg.name}: {metrics['top1']:.2f} of all stimuli right")
+        key = (cfg.embeddings, cfg.timesteps)
+        if key not in splits:
+            splits[key] = tfrecords.load_split(manifest, root / "embeddings",
+                                               feature_set=cfg.embeddings,
+                                               timesteps=cfg.timesteps, cache=False)
+        stimuli = splits[key]
+        predictions, metrics = evaluation.predict_stimuli(cfg, model, stimuli)
+        task = "classify" if cfg.task == "recognition" else "correspondence"
+        schema.write_csv(predictions, root / TASK_FOLDERS[task][1] / f"{cfg.name}.csv")
+        accuracy[task][cfg.name] = _accuracy_by_condition(predictions)
+        log(f"demo study: {cfg.name} ({task}): "
+            f"{metrics['top1' if task == 'classify' else 'accuracy']:.2f} of the stimuli right")
     return accuracy

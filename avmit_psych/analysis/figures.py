@@ -166,6 +166,28 @@ def confusion_figure(matrices: dict[str, pd.DataFrame], path: Path, *, limit: in
     return _save(fig, path)
 
 
+#: The x-axis of a psychometric panel: the level's quantity and unit, per manipulation of
+#: our suites (``stimuli/suite.py``) and of the model-vs-human datasets (units as
+#: ``observers.TOOLBOX_LEVELS`` decodes them); anything else is "level".
+LEVEL_AXIS_LABELS = {
+    "av_offset": "AV offset (ms, audio lag > 0; fitted on |offset|)",
+    "audio_noise": "auditory noise (dB SNR)",
+    "visual_noise": "visual noise (pixel SD, 0-255)", "blur": "blur (sigma, pixels)",
+    "contrast": "contrast (factor)", "high-pass": "high-pass filter (SD, pixels)",
+    "low-pass": "low-pass filter (SD, pixels)", "phase-scrambling": "phase noise (degrees)",
+    "rotation": "rotation (degrees)", "uniform-noise": "uniform noise (width)",
+    "eidolonI": "eidolon reach (log2)", "eidolonII": "eidolon reach (log2)",
+    "eidolonIII": "eidolon reach (log2)"}
+
+
+def level_axis_label(manipulation: str, levels) -> str:
+    """:data:`LEVEL_AXIS_LABELS`; ``contrast`` is a factor (0-1) in our suites and a
+    percentage in the model-vs-human data (levels above 1)."""
+    if manipulation == "contrast" and len(levels) and np.nanmax(np.asarray(levels, float)) > 1:
+        return "contrast (%)"
+    return LEVEL_AXIS_LABELS.get(manipulation, "level")
+
+
 def psychometric_figure(trials: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
     """Per manipulation: pooled human proportions with the group fit; each model's data and
     fit."""
@@ -199,7 +221,7 @@ def psychometric_figure(trials: pd.DataFrame, fits: pd.DataFrame, path: Path) ->
             if len(row):
                 ax.plot(xs, predict(xs, row.iloc[0]), color=colours[m], lw=1.2)
         ax.set_title(manipulation)
-        ax.set_xlabel("level")
+        ax.set_xlabel(level_axis_label(manipulation, data["level_value"]))
         ax.set_ylabel("proportion correct")
         ax.set_ylim(0, 1.02)
     _legend_right(fig, axes[0][0])

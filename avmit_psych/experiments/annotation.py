@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from .assignment import Video
+from .player import PLAYBACK_COLUMNS, TIMING_COLUMNS
 
 RATING_KEYS = ("1", "2", "3")
 REPLAY_KEY = "space"
@@ -29,7 +30,7 @@ ROW_COLUMNS = ["filename", "AVMIT_label", "MIT_label", "video_location", "rating
                "participant", "session", "trial", "timestamp", "rt", "replays", "ground_truth",
                "block", "early_presses", "bonus_match", "bonus_pence", "onset",
                "frames_shown", "dropped_frames", "av_onset_asynchrony_ms", "playback_s",
-               "expected_rating", "correct", "error"]
+               "expected_rating", "correct", "error", *TIMING_COLUMNS]
 
 
 class Aborted(Exception):
@@ -104,9 +105,7 @@ class AnnotationTrial:
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "rt": round(t - ended_at, 4),
             "replays": replays, "ground_truth": "" if gt is None else int(gt),
             "block": self.block, "early_presses": early, "bonus_match": match,
-            "bonus_pence": bonus.pence, **{k: report.get(k, "") for k in (
-                "onset", "frames_shown", "dropped_frames", "av_onset_asynchrony_ms",
-                "playback_s")},
+            "bonus_pence": bonus.pence, **{k: report.get(k, "") for k in PLAYBACK_COLUMNS},
             "expected_rating": "" if self.expected_rating is None else self.expected_rating,
             "correct": "" if self.expected_rating is None else rating == self.expected_rating,
             "error": "",

@@ -1109,6 +1109,9 @@ def _calibrate_command(args) -> int:
         args.calibrate_parser.error("give a STEP (run, analyse, synthetic) or --loopback")
     loopback = _presentation("loopback")
     result = loopback(n_clicks=args.loopback_clicks, interval_s=INTERVAL_S)
+    if not isinstance(result, Calibration):   # (recording, rate) from calibrate_run
+        clicks = _presentation("scheduled_click_times")(args.loopback_clicks, INTERVAL_S)
+        result = analyse_loopback(result, clicks, channel=1)
     if isinstance(result, Calibration):
         print(result.report())
         if args.loopback_out is not None:

@@ -29,11 +29,14 @@ open. On a 2-core machine that was enough to make paced flips miss refreshes.
 sound card would make it wait: sounds then last their real duration and the stream costs
 almost nothing. :func:`close_sound_streams` closes the streams.
 
-Sound backend: :func:`configure_psychopy_audio` picks it before ``psychopy.sound`` is used.
-``sounddevice`` is the default because PsychoPy's ``ptb`` backend refuses the null device
-("Number of columns of audio data matrix doesn't match number of output channels"); a lab
-machine with a sound card keeps ``ptb`` for its lower, scheduled latency
-(``configure_psychopy_audio("ptb")``).
+Sound backends. The clips' sound goes through :mod:`.audio` (the config's ``audio.backend``),
+which drives PsychToolbox (``psychtoolbox.audio.Stream``) or sounddevice itself; both open the
+null device for real (checked with psychtoolbox 3.0.22.2, PortAudio 19.7: PsychToolbox reports
+its scheduled ``StartTime``; on the null device its engine is set to stop after each sound, or
+it would spin a core). PsychoPy's own ``sound.Sound`` (used for sounds that need no schedule)
+is set by :func:`configure_psychopy_audio` before ``psychopy.sound`` is used: ``sounddevice``,
+because PsychoPy's ``ptb`` backend refuses the null device ("Number of columns of audio data
+matrix doesn't match number of output channels": it opens the device's 128 channels).
 """
 from __future__ import annotations
 
@@ -244,11 +247,12 @@ def pace_null_audio_streams() -> None:
 
 
 def prepare_audio(*, null_device: bool = False, lib: str = "sounddevice") -> None:
-    """Get sound ready for an experiment script.
+    """Get sound ready for an experiment script (before :func:`.audio.open_output`).
 
     With ``null_device`` (simulated participants, tests, or ``AVMIT_PSYCH_NULL_AUDIO=1``) a
-    machine without a sound card gets the ALSA null device. Otherwise a missing audio output is
-    an error: a lab session must never run silently.
+    machine without a sound card gets the ALSA null device, which both backends of
+    :mod:`.audio` then open. Otherwise a missing audio output is an error: a lab session must
+    never run silently. ``lib`` is PsychoPy's own ``sound.Sound`` backend.
     """
     from ..dataset.schema import DatasetError
     if null_device or os.environ.get("AVMIT_PSYCH_NULL_AUDIO") == "1":

@@ -1,4 +1,4 @@
-"""The human-vs-DNN test as plain Python: headphone screen, trial lists, responses, data rows.
+"""The human-vs-DNN test as plain Python: trial lists, responses, data rows.
 
 Tasks: ``classify`` (which of the 16 actions; a 4x4 grid of labelled buttons, mouse or keys,
 with confirmation) and ``correspondence`` (do sound and picture show the same action; two
@@ -6,10 +6,9 @@ keys). Rows follow the trials data contract (``participant, session, task, block
 stimulus_id, label, manipulation, level, response, correct, rt``) plus timing columns, so
 ``compare`` can stack them with model predictions.
 
-Headphone screen: the antiphase test of Woods et al. (2017, Attention, Perception &
-Psychophysics 79:2064-2072): three 200-Hz tones, one 6 dB softer, one with the right channel in
-antiphase; "which tone is softest?". Over headphones the -6 dB tone is; over loudspeakers the
-antiphase tone cancels and seems softest. Six trials, pass with at least five.
+The headphone screen (Woods et al. 2017 antiphase, Milne et al. 2021 Huggins pitch) lives in
+:mod:`.headphones`; ``headphone_trials``, ``headphone_audio``, ``headphone_answer`` and
+``HEADPHONE_*`` here are its Woods test under the names earlier code imports.
 """
 from __future__ import annotations
 
@@ -21,57 +20,25 @@ import numpy as np
 import pandas as pd
 
 from ..dataset.schema import TEST_CLASSES
+from .player import TIMING_COLUMNS
+from . import headphones as _headphones
 
 TRIAL_COLUMNS = ["participant", "session", "task", "block", "trial", "stimulus_id", "label",
                  "manipulation", "level", "response", "correct", "rt", "rt_from_onset",
                  "onset", "frames_shown", "dropped_frames", "av_onset_asynchrony_ms",
-                 "playback_s", "repeat", "audio_source", "error", "list", "position"]
+                 "playback_s", "repeat", "audio_source", "error", "list", "position",
+                 *TIMING_COLUMNS]
 CORRESPONDENCE_KEYS = {"same": "f", "different": "j"}
 #: keys of the 16 buttons, in TEST_CLASSES order (row by row in the 4x4 grid)
 CLASS_KEYS = tuple("1234567890abcdef")
 
-HEADPHONE_TONE_HZ = 200.0
-HEADPHONE_TONE_S = 1.0
-HEADPHONE_GAP_S = 0.5
-HEADPHONE_TRIALS = 6
-HEADPHONE_PASS = 5
-
-
-def headphone_trials(seed: int, n: int = HEADPHONE_TRIALS) -> list[tuple[str, str, str]]:
-    """Tone orders: a permutation of ('reference', 'quiet', 'antiphase') per trial, each
-    position of the quiet tone used equally often across the six trials."""
-    rng = np.random.default_rng([int(seed), 71])
-    orders = [("reference", "quiet", "antiphase"), ("reference", "antiphase", "quiet"),
-              ("quiet", "reference", "antiphase"), ("quiet", "antiphase", "reference"),
-              ("antiphase", "reference", "quiet"), ("antiphase", "quiet", "reference")]
-    picks = [orders[i % 6] for i in rng.permutation(max(n, 6))[:n]]
-    return picks
-
-
-def headphone_audio(order, *, sample_rate_hz: int = 48_000, level: float = 0.3) -> np.ndarray:
-    """Stereo audio of one headphone-screen trial (tones in ``order`` with gaps)."""
-    t = np.arange(int(HEADPHONE_TONE_S * sample_rate_hz)) / sample_rate_hz
-    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.1)  # 100-ms on/off ramps
-    tone = level * np.sin(2 * np.pi * HEADPHONE_TONE_HZ * t) * ramp
-    gap = np.zeros((int(HEADPHONE_GAP_S * sample_rate_hz), 2))
-    parts = []
-    for kind in order:
-        if kind == "reference":
-            parts.append(np.stack([tone, tone], 1))
-        elif kind == "quiet":
-            q = tone * 10 ** (-6 / 20)
-            parts.append(np.stack([q, q], 1))
-        elif kind == "antiphase":
-            parts.append(np.stack([tone, -tone], 1))
-        else:
-            raise ValueError(kind)
-        parts.append(gap)
-    return np.concatenate(parts[:-1])
-
-
-def headphone_answer(order) -> str:
-    """The correct key: the position (1-3) of the -6 dB tone."""
-    return str(list(order).index("quiet") + 1)
+# the Woods screen under the names earlier code imports (see .headphones)
+HEADPHONE_TONE_HZ, HEADPHONE_TONE_S = _headphones.WOODS_TONE_HZ, _headphones.WOODS_TONE_S
+HEADPHONE_GAP_S = _headphones.WOODS_GAP_S
+HEADPHONE_TRIALS, HEADPHONE_PASS = _headphones.WOODS_TRIALS, _headphones.WOODS_PASS
+headphone_trials = _headphones.woods_trials
+headphone_audio = _headphones.woods_audio
+headphone_answer = _headphones.woods_answer
 
 
 def participant_rng(seed: int, participant: str, salt: int) -> np.random.Generator:
@@ -112,10 +79,17 @@ def trial_list(manifest: pd.DataFrame, participant: str, *, seed: int = 0,
 
 
 def correct_response(task: str, stim: dict) -> str:
+    """The answer key: the class (classify), or same/different (correspondence; the one
+    definition the SAVC models' predictions use too). A one-modality stimulus (audio_only,
+    visual_only) asks no correspondence question: ValueError."""
     if task == "classify":
         return str(stim["label"])
-    congruent = stim.get("manipulation") != "semantic_swap"
-    return "same" if congruent else "different"
+    from ..models.savc import correspondence_answer
+    answer = correspondence_answer(stim.get("manipulation", "none"))
+    if answer is None:
+        raise ValueError(f"stimulus {stim.get('stimulus_id', '')} "
+                         f"({stim.get('manipulation')}) has no correspondence question")
+    return answer
 
 
 def score(task: str, stim: dict, response: str) -> bool:

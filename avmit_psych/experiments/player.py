@@ -1,6 +1,6 @@
 """An audiovisual clip player for psychophysics: whole clip decoded first, frames as textures,
-each frame held for its share of screen refreshes, audio started on the first frame's flip,
-and every flip time recorded.
+each frame held for its share of screen refreshes, audio scheduled to reach the ear with the
+first frame (latency compensated), and every flip time recorded.
 
 PsychoPy's own ``visual.MovieStim`` is not used: on PsychoPy 2025.2+ it keeps showing the first
 frame while its clock runs (psychopy issue #7567; ../shared/recipes/headless-psychopy.md).
@@ -23,16 +23,30 @@ on the refresh grid.
 
 Audio start
 -----------
-The clip's sound (stereo, resampled to ``audio_rate_hz``) is started by ``win.callOnFlip``:
-PsychoPy calls ``sound.play()`` inside the first ``win.flip()``, right after the buffer swap
-and the flip's time stamp, before returning. ``Sound.play(when=...)`` is not used with the
-``sounddevice`` backend: it compares a ``time.monotonic()`` request with PortAudio's stream
-clock (wall-clock epoch seconds on Linux/ALSA), so any ``when`` starts the sound at once
-(measured: 0.15 ms after ``play(when=0.3)``). With the ``ptb`` backend the player instead asks
-PsychToolbox to start the sound at the predicted time of the first flip
-(``play(when=<flip time on the ptb clock>)``), PsychToolbox's scheduled start; that path is
-checked here only with a stand-in sound, as PsychoPy's ptb backend refuses the ALSA null
-device.
+The clip's sound (stereo, resampled to the output's rate) goes through an
+:class:`~avmit_psych.experiments.audio.AudioOutput` (PsychToolbox or sounddevice, from the
+experiment config's ``audio:``). After the first frame is drawn the player fixes the time of
+its flip, far enough ahead for the audio to be scheduled before it:
+``first flip = now + max(one refresh, latency_ms - planned_offset_ms + output.min_lead_s)``
+(paced flips: that time; vsync: the vertical blank at or after it, from
+``win.getFutureFlipTime``), asks the output to start the sound at
+``first flip + planned_offset_ms - latency_ms`` (PsychToolbox: ``start(when=...)``;
+sounddevice: the clip's first sample written where the stream's DAC time is that time), then
+waits and flips (paced: the flip is called early by the window's typical flip duration, known
+from the window's previous playback, so a window's first playback lands ~1-3 ms late under
+Xvfb; vsync: half a refresh before that blank). ``planned_offset_ms`` is 0 for AVMIT stimuli:
+the file itself holds any audiovisual offset, so sound and first frame are to reach the
+participant together.
+
+Every playback reports what the backend measured: the start it reported against the start
+requested (``audio_start_error_ms``), the first flip against its planned time
+(``first_flip_error_ms``), the lead of the audio start over the planned flip
+(``scheduled_lead_ms``, ~``latency_ms``), dropped frames (a first flip more than half a
+refresh after its planned time counts as one: a missed vertical blank) and the SD of the flip
+intervals. It is flagged ``timing_ok = False`` when a frame was dropped or the audio start
+error exceeds the output's ``timing_tolerance_ms`` (default 2 ms). The first flip's error is
+in ``av_onset_asynchrony_ms``. Under Xvfb flips are timed by the clock, not by a display, so
+the flip figures there say how well the pacing kept time.
 
 Times are on PsychoPy's global clock (``psychopy.core.getTime()``, the clock ``win.flip()``
 returns), in seconds.
@@ -53,13 +67,14 @@ import numpy as np
 NOMINAL_REFRESH_HZ = 60.0
 #: A measured "refresh rate" above this means flips are not waiting for vsync.
 MAX_DISPLAY_REFRESH_HZ = 300.0
-#: Audio is resampled to this rate: PsychoPy's sounddevice backend opens one output stream
-#: per sample rate, so one rate for every clip keeps a single stream.
+#: The default output rate (``audio.sample_rate``); clips are resampled to the output's rate.
 AUDIO_RATE_HZ = 48_000
 ANCHORS = ("center", "bottom-left", "bottom-right", "top-left", "top-right", "bottom-center",
            "top-center", "center-left", "center-right")
 
 _measured_refresh: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: per window: the typical duration of a paced flip (s), so a first flip can be called early
+_flip_cost: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -73,17 +88,27 @@ class PlaybackReport:
     n_frames : frames the playback was to show (the clip, or its first ``max_duration_s``).
     frames_shown : distinct clip frames that were shown.
     dropped_frames : frames never shown, or first shown more than half a refresh after their
-        scheduled refresh ``onset + ceil(k * refresh / fps) / refresh``.
+        scheduled refresh ``onset + ceil(k * refresh / fps) / refresh``; with audio the first
+        frame too, when its flip came more than half a refresh after its planned time (a
+        missed vertical blank: the sound, scheduled for that time, leads the picture).
     duration_s : last flip + one refresh - onset.
     refresh_hz : the refresh rate the schedule used; paced: whether flips were paced by the
         clock (no vsync).
-    audio_start : time the audio start was issued (``sound.play()`` called, or, with a
-        scheduled start, the time it was scheduled for); None without audio.
-    audio_first_block : time the audio callback first took samples of this clip
-        (sounddevice backend only, else None); the samples reach the loudspeaker one output
-        latency later.
+    audio_start : the backend's reported time of the sound's first sample at the output
+        (PsychToolbox's ``StartTime``; sounddevice: the DAC time of the sample); None without
+        audio, or if it never started.
+    audio_first_block : no longer measured (was: when PsychoPy's sounddevice callback first
+        took samples); always None.
     early_keys : ``(time, value)`` for every flip after which ``check_keys`` returned
         something truthy.
+    first_flip_planned : the time the first flip was planned for (the audio was scheduled
+        against it); None without audio.
+    planned_offset_ms : intended sound-at-the-ear minus first-flip time (0 for AVMIT clips).
+    latency_ms : the audio latency compensated (the config's ``audio.latency_ms``, else 0).
+    audio : the output's :meth:`~avmit_psych.experiments.audio.AudioOutput.report` (backend,
+        device, latency_mode, requested_start, reported_start, schedule_error_ms,
+        output_latency_ms ...); empty without audio.
+    timing_tolerance_ms : the tolerance ``timing_ok`` used.
     """
 
     onset: float
@@ -99,20 +124,90 @@ class PlaybackReport:
     audio_start: float | None = None
     audio_first_block: float | None = None
     early_keys: list[tuple[float, object]] = field(default_factory=list)
+    first_flip_planned: float | None = None
+    planned_offset_ms: float = 0.0
+    latency_ms: float = 0.0
+    audio: dict = field(default_factory=dict)
+    timing_tolerance_ms: float = 2.0
 
     @property
     def av_onset_asynchrony_ms(self) -> float:
-        """Audio start minus first-frame onset, in ms (NaN without audio)."""
+        """Estimated sound at the ear minus first-frame onset, in ms: the backend's reported
+        audio start + ``latency_ms`` - onset (NaN without audio)."""
         if self.audio_start is None:
             return float("nan")
-        return (self.audio_start - self.onset) * 1000.0
+        return (self.audio_start + self.latency_ms / 1000.0 - self.onset) * 1000.0
+
+    @property
+    def audio_backend(self) -> str:
+        return str(self.audio.get("backend", ""))
+
+    @property
+    def audio_start_error_ms(self) -> float:
+        """The backend's reported start minus the requested start, in ms (NaN without
+        audio)."""
+        return float(self.audio.get("schedule_error_ms", float("nan")))
+
+    @property
+    def first_flip_error_ms(self) -> float:
+        """The first flip's time minus its planned time, in ms (NaN without audio)."""
+        if self.first_flip_planned is None:
+            return float("nan")
+        return (self.onset - self.first_flip_planned) * 1000.0
+
+    @property
+    def scheduled_lead_ms(self) -> float:
+        """How much earlier than the planned first flip the audio started (the backend's
+        reported start), in ms: ``latency_ms - planned_offset_ms`` when on time."""
+        if self.audio_start is None or self.first_flip_planned is None:
+            return float("nan")
+        return (self.first_flip_planned - self.audio_start) * 1000.0
+
+    @property
+    def frame_interval_sd_ms(self) -> float:
+        """SD of the intervals between successive flips, in ms (NaN with fewer than 3 flips)."""
+        if len(self.flip_times) < 3:
+            return float("nan")
+        return float(np.std(np.diff(self.flip_times), ddof=1) * 1000.0)
+
+    @property
+    def timing_ok(self) -> bool:
+        """No dropped frame (the first one included: see ``dropped_frames``) and, with audio,
+        the backend's reported start within ``timing_tolerance_ms`` of the requested start
+        (an audio that never started: False)."""
+        if self.dropped_frames > 0:
+            return False
+        if not self.audio:
+            return True
+        error = self.audio_start_error_ms
+        return math.isfinite(error) and abs(error) <= self.timing_tolerance_ms
 
     def to_row(self) -> dict:
-        """The playback columns of a trial's data row."""
+        """The playback columns of a trial's data row (ms figures to 0.1 microsecond)."""
         return {"onset": self.onset, "dropped_frames": self.dropped_frames,
                 "frames_shown": self.frames_shown,
                 "av_onset_asynchrony_ms": self.av_onset_asynchrony_ms,
-                "playback_s": self.duration_s}
+                "playback_s": self.duration_s,
+                "planned_offset_ms": self.planned_offset_ms,
+                "latency_ms": self.latency_ms,
+                "scheduled_lead_ms": _ms(self.scheduled_lead_ms),
+                "audio_start_error_ms": _ms(self.audio_start_error_ms),
+                "frame_interval_sd_ms": _ms(self.frame_interval_sd_ms),
+                "timing_ok": self.timing_ok,
+                "audio_backend": self.audio_backend}
+
+
+#: The playback columns every trial row carries, in :meth:`PlaybackReport.to_row` order.
+PLAYBACK_COLUMNS = ("onset", "dropped_frames", "frames_shown", "av_onset_asynchrony_ms",
+                    "playback_s", "planned_offset_ms", "latency_ms", "scheduled_lead_ms",
+                    "audio_start_error_ms", "frame_interval_sd_ms", "timing_ok",
+                    "audio_backend")
+#: The audio-schedule timing columns, appended after the older columns of the trial rows.
+TIMING_COLUMNS = PLAYBACK_COLUMNS[5:]
+
+
+def _ms(value: float) -> float:
+    return round(value, 4) + 0.0 if math.isfinite(value) else value   # + 0.0: no "-0.0"
 
 
 def frame_schedule(n_frames: int, fps, refresh_hz: float) -> np.ndarray:
@@ -146,6 +241,22 @@ def measured_refresh_hz(win) -> float | None:
     if win not in _measured_refresh:
         _measured_refresh[win] = win.getActualFrameRate()
     return _measured_refresh[win]
+
+
+def refresh_and_pacing(win, refresh_hz: float | None = None,
+                       pace_flips: bool | None = None) -> tuple[float, bool]:
+    """The refresh rate a player schedules frames on and whether it paces flips by the clock:
+    ``win.getActualFrameRate()`` and no pacing on a real display; 60 Hz and pacing when
+    flips are not tied to a display (Xvfb). Given values are kept."""
+    if refresh_hz is not None and pace_flips is not None:
+        return float(refresh_hz), bool(pace_flips)
+    measured = measured_refresh_hz(win)
+    unthrottled = measured is None or measured > MAX_DISPLAY_REFRESH_HZ or _software_renderer()
+    if pace_flips is None:
+        pace_flips = unthrottled
+    if refresh_hz is None:
+        refresh_hz = NOMINAL_REFRESH_HZ if unthrottled else measured
+    return float(refresh_hz), bool(pace_flips)
 
 
 def _resample(audio: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
@@ -218,8 +329,8 @@ class AVPlayer:
 
     def __init__(self, win, clip, *, source: str = "clip", pos=None, anchor: str = "center",
                  size=None, refresh_hz: float | None = None, pace_flips: bool | None = None,
-                 max_duration_s: float | None = None, audio_rate_hz: int | None = AUDIO_RATE_HZ,
-                 interpolate: bool | None = None, sound_backend_kwargs: dict | None = None):
+                 max_duration_s: float | None = None, interpolate: bool | None = None,
+                 audio_output=None, planned_offset_ms: float = 0.0):
         from psychopy import visual
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}, not {anchor!r}")
@@ -267,16 +378,15 @@ class AVPlayer:
         self.upload_s = time.perf_counter() - t0
 
         self.audio = None
-        self.sound = None
+        self.output = None
+        self.planned_offset_ms = float(planned_offset_ms)
         if clip.has_audio:
+            self.output = audio_output if audio_output is not None else _session_output(source)
             audio = _stereo(clip.audio, source)[: int(round(n / self.fps * clip.sample_rate_hz))]
-            rate = int(audio_rate_hz or clip.sample_rate_hz)
+            rate = int(self.output.sample_rate)
             audio = np.clip(_resample(audio, int(clip.sample_rate_hz), rate), -1.0, 1.0)
-            self.audio, self.audio_rate_hz = audio, rate
-            self.sound = _make_sound(audio, rate, source, **(sound_backend_kwargs or {}))
-        self._first_block: list[float] = []
-        if self.sound is not None and hasattr(self.sound, "_nextBlock"):
-            self._wrap_first_block()
+            self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+            self.audio_rate_hz = rate
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -299,9 +409,12 @@ class AVPlayer:
             or 60 Hz when that shows flips are not tied to a display (Xvfb).
         pace_flips : pace flips with the clock; default: when flips are not tied to a display.
         max_duration_s : play only the first frames up to this duration (and their audio).
-        audio_rate_hz : rate the audio is resampled to (default 48 kHz); None keeps the clip's.
         interpolate : linear texture filtering; default only when ``size`` is not native.
-        sound_backend_kwargs : extra keyword arguments for ``psychopy.sound.Sound``.
+        audio_output : the :class:`~avmit_psych.experiments.audio.AudioOutput` to play the
+            sound through (its rate is the rate the sound is resampled to); default: the
+            session's (:func:`~avmit_psych.experiments.audio.session_output`).
+        planned_offset_ms : intended sound-at-the-ear minus first-flip time (default 0: the
+            clip's own audiovisual offset is in the file).
         """
         from ..stimuli.io import Clip, read_clip
         if isinstance(path_or_clip, Clip):
@@ -311,28 +424,7 @@ class AVPlayer:
         return cls(win, clip, source=source, pos=pos, anchor=anchor, size=size, **kwargs)
 
     def _timing(self, refresh_hz, pace_flips) -> tuple[float, bool]:
-        if refresh_hz is not None and pace_flips is not None:
-            return float(refresh_hz), bool(pace_flips)
-        measured = measured_refresh_hz(self.win)
-        unthrottled = measured is None or measured > MAX_DISPLAY_REFRESH_HZ or \
-            _software_renderer()
-        if pace_flips is None:
-            pace_flips = unthrottled
-        if refresh_hz is None:
-            refresh_hz = NOMINAL_REFRESH_HZ if unthrottled else measured
-        return float(refresh_hz), bool(pace_flips)
-
-    def _wrap_first_block(self) -> None:
-        # the sounddevice backend's callback pulls each block through sound._nextBlock
-        from psychopy import core
-        original, first = self.sound._nextBlock, self._first_block
-
-        def next_block(*args, **kwargs):
-            if not first:
-                first.append(core.getTime())
-            return original(*args, **kwargs)
-
-        self.sound._nextBlock = next_block
+        return refresh_and_pacing(self.win, refresh_hz, pace_flips)
 
     # -- drawing -----------------------------------------------------------------------
     @property
@@ -376,11 +468,9 @@ class AVPlayer:
         flip_frames: list[int] = []
         flip_refreshes: list[int] = []
         early: list[tuple[float, object]] = []
-        self._first_block.clear()
-        audio_start: list[float] = []
-        audio_mode = self._prepare_audio()
+        has_audio = self._prepare_audio()
         n_refreshes = len(self.schedule)
-        onset = None
+        onset = first_planned = None
         flip_costs: list[float] = []
         j = 0
         last = self.frame_count - 1
@@ -392,12 +482,9 @@ class AVPlayer:
                 if on_frame_drawn is not None:
                     on_frame_drawn(k)
                 if onset is None:
-                    if audio_mode == "on_flip":
-                        win.callOnFlip(self._start_audio, audio_start)
-                    elif audio_mode == "scheduled":
-                        t_first = self._schedule_audio_start(audio_start)
-                        if self.pace_flips:
-                            _wait_until(t_first, core.getTime)
+                    if has_audio:
+                        first_planned = self._schedule_first_flip_and_audio()
+                        self._wait_for_first_flip(first_planned)
                 elif self.pace_flips:
                     # the flip is called early by the typical time a flip takes, so that it
                     # *returns* (is time-stamped) on the refresh grid
@@ -426,52 +513,65 @@ class AVPlayer:
         except BaseException:
             self.stop()  # e.g. the participant quit from a hook: no sound left playing
             raise
+        if self.pace_flips and len(flip_costs) > 1:
+            _flip_cost[win] = _median_tail(flip_costs[1:])
         return self._report(onset, flip_times, flip_frames, flip_refreshes, early,
-                            audio_start[0] if audio_start else None)
+                            first_planned)
 
-    def _start_audio(self, audio_start: list) -> None:
+    def _prepare_audio(self) -> bool:
+        """Load the clip's sound into the output (stopping what it was playing, e.g. this
+        clip's last showing); False when the clip has no sound."""
+        if self.output is None:
+            return False
+        self.output.load(self.audio, self.audio_rate_hz, owner=self)
+        return True
+
+    def _schedule_first_flip_and_audio(self) -> float:
+        """Fix the first flip's time, far enough ahead to schedule the audio before it, and
+        schedule the audio; returns the first flip's planned time (global clock). Called
+        after the first frame is drawn, just before its flip."""
         from psychopy import core
-        audio_start.append(core.getTime())
-        self.sound.play()
-
-    def _prepare_audio(self) -> str | None:
-        """Stop a sound left playing (a replay); return how the audio will start:
-        "scheduled" (ptb backend), "on_flip" (any other backend) or None (no audio)."""
-        if self.sound is None:
-            return None
-        if getattr(self.sound, "isPlaying", False):
-            self.sound.stop()
-        return "scheduled" if type(self.sound).__module__.endswith("backend_ptb") else "on_flip"
-
-    def _schedule_audio_start(self, audio_start: list) -> float:
-        """Ask PsychToolbox to start the sound at the first flip's time; returns that time
-        (global clock). Called after the first frame is drawn, just before its flip."""
-        from psychopy import core, logging
-        if self.pace_flips:  # the paced first flip is made to happen one refresh from now
-            t_flip = core.getTime() + 1.0 / self.refresh_hz
-        else:  # the next vertical blank, as PsychoPy predicts it
-            t_flip = self.win.getFutureFlipTime(clock=None)
-        self.sound.play(when=t_flip + logging.defaultClock.getLastResetTime())
-        audio_start.append(t_flip)
+        period = 1.0 / self.refresh_hz
+        output = self.output
+        lead = max(period, (output.latency_ms - self.planned_offset_ms) / 1000.0 +
+                   output.min_lead_s)
+        if self.pace_flips:
+            t_flip = core.getTime() + lead
+        else:  # the vertical blank at or after `lead` from now, as PsychoPy predicts it
+            t_flip = self.win.getFutureFlipTime(targetTime=lead, clock=None)
+        output.schedule(t_flip + self.planned_offset_ms / 1000.0)
         return t_flip
 
-    def _report(self, onset, flip_times, flip_frames, flip_refreshes, early, audio_start):
+    def _wait_for_first_flip(self, t_flip: float) -> None:
+        from psychopy import core
+        if self.pace_flips:
+            _wait_until(t_flip - _flip_cost.get(self.win, 0.0), core.getTime)
+        else:  # a flip called within the refresh before the blank lands on that blank
+            _wait_until(t_flip - 0.5 / self.refresh_hz, core.getTime)
+
+    def _report(self, onset, flip_times, flip_frames, flip_refreshes, early, first_planned):
         period = 1.0 / self.refresh_hz
         n = self.frame_count
+        audio = self.output.report() if first_planned is not None else {}
+        # the first frame is late if its flip missed the (vertical blank) it was planned for
+        first_late = first_planned is not None and onset - first_planned > period / 2
         return PlaybackReport(
             onset=onset, flip_times=flip_times, flip_frames=flip_frames,
             flip_refreshes=flip_refreshes, n_frames=n, frames_shown=len(set(flip_frames)),
             dropped_frames=count_dropped_frames(flip_frames, flip_times, n, self.fps,
-                                                self.refresh_hz),
+                                                self.refresh_hz) + int(first_late),
             duration_s=flip_times[-1] + period - onset,
-            refresh_hz=self.refresh_hz, paced=self.pace_flips, audio_start=audio_start,
-            audio_first_block=self._first_block[0] if self._first_block else None,
-            early_keys=early)
+            refresh_hz=self.refresh_hz, paced=self.pace_flips,
+            audio_start=audio.get("reported_start"), early_keys=early,
+            first_flip_planned=first_planned, planned_offset_ms=self.planned_offset_ms,
+            latency_ms=float(audio.get("latency_ms", 0.0)), audio=audio,
+            timing_tolerance_ms=self.output.timing_tolerance_ms if self.output is not None
+            else 2.0)
 
     def stop(self) -> None:
-        """Stop the audio if it is still playing."""
-        if self.sound is not None and getattr(self.sound, "isPlaying", False):
-            self.sound.stop()
+        """Stop the audio if this player's sound is still playing (or waiting to start)."""
+        if self.output is not None:
+            self.output.stop(owner=self)
 
     def close(self) -> None:
         """Stop the audio and free the textures (also done when the player is collected)."""
@@ -516,13 +616,11 @@ def _wait_until(t_target: float, clock: Callable[[], float]) -> None:
             time.sleep(left - 0.002)
 
 
-def _make_sound(audio: np.ndarray, rate: int, source: str, **kwargs):
-    from psychopy import sound
-    from . import headless
+def _session_output(source: str):
+    from . import audio, headless
     try:
-        return sound.Sound(audio, sampleRate=rate, stereo=True, hamming=False,
-                           name=f"AVPlayer:{Path(source).name}", **kwargs)
+        return audio.session_output()
     except Exception as err:
         raise RuntimeError(
-            f"{source}: cannot make the clip's sound ({type(err).__name__}: {err}); "
-            f"is there an audio output device? {headless.headless_error_message()}") from err
+            f"{source}: cannot open an audio output for the clip's sound "
+            f"({type(err).__name__}: {err}); {headless.headless_error_message()}") from err

@@ -166,6 +166,24 @@ def bind_data_file(data_path, *, plan_file, plan_sha256: str, resuming: bool,
     return record
 
 
+def update_sidecar(data_path, **facts) -> dict:
+    """Add ``facts`` to a data file's sidecar (``<data file>.json``; made if absent), keeping
+    what it holds (a resumed session's facts replace the earlier launch's); written
+    atomically. For facts known only once the session is under way (the audio output)."""
+    sidecar = sidecar_path(data_path)
+    record = {}
+    if sidecar.exists():
+        try:
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"unreadable session record ({err})", path=sidecar,
+                               fix="restore it from a backup")
+    record.update(facts)
+    with _atomic.atomic_path(sidecar) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return record
+
+
 def resume_positions(completed: pd.DataFrame, trials: pd.DataFrame, *, path=None) -> set[int]:
     """Positions already run, each checked against the plan: the data row at position p must
     be the plan's stimulus at p (raises :class:`DatasetError` naming the row otherwise)."""
