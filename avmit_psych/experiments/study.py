@@ -141,11 +141,7 @@ def bind_data_file(data_path, *, plan_file, plan_sha256: str, resuming: bool,
     """
     sidecar = sidecar_path(data_path)
     if sidecar.exists():
-        try:
-            record = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise DatasetError(f"unreadable session record ({err})", path=sidecar,
-                               fix="restore it from a backup; it ties the data to its plan")
+        record = _read_sidecar(sidecar)
         if record.get("plan_sha256") != plan_sha256:
             raise DatasetError(
                 f"the plan {plan_file} changed since this session began (recorded SHA-256 "
@@ -161,9 +157,21 @@ def bind_data_file(data_path, *, plan_file, plan_sha256: str, resuming: bool,
     record = {"plan_file": str(plan_file), "plan_sha256": plan_sha256,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
               **facts}
+    _write_sidecar(sidecar, record)
+    return record
+
+
+def _read_sidecar(sidecar: Path) -> dict:
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"unreadable session record ({err})", path=sidecar,
+                           fix="restore it from a backup; it ties the data to its plan")
+
+
+def _write_sidecar(sidecar: Path, record: dict) -> None:
     with _atomic.atomic_path(sidecar) as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return record
 
 
 def update_sidecar(data_path, **facts) -> dict:
@@ -171,16 +179,9 @@ def update_sidecar(data_path, **facts) -> dict:
     what it holds (a resumed session's facts replace the earlier launch's); written
     atomically. For facts known only once the session is under way (the audio output)."""
     sidecar = sidecar_path(data_path)
-    record = {}
-    if sidecar.exists():
-        try:
-            record = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise DatasetError(f"unreadable session record ({err})", path=sidecar,
-                               fix="restore it from a backup")
+    record = _read_sidecar(sidecar) if sidecar.exists() else {}
     record.update(facts)
-    with _atomic.atomic_path(sidecar) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    _write_sidecar(sidecar, record)
     return record
 
 
