@@ -53,6 +53,7 @@ callback for each block's duration, as a sound card would make it wait.
 """
 from __future__ import annotations
 
+import abc
 import logging
 import sys
 import time
@@ -194,7 +195,7 @@ def _as_stereo_float32(audio, source: str = "audio") -> np.ndarray:
     return np.ascontiguousarray(np.clip(audio, -1.0, 1.0))
 
 
-class AudioOutput:
+class AudioOutput(abc.ABC):
     """One open output device with a scheduled start; make it with :func:`open_output`.
 
     ``load(audio)`` then ``schedule(at_ear)``: the sound's first sample is to reach the ear at
@@ -312,36 +313,45 @@ class AudioOutput:
     def __exit__(self, *exc):
         self.close()
 
-    # -- per backend ----------------------------------------------------------------------
+    # -- what each backend implements (PtbOutput, SoundDeviceOutput) ---------------------
     @property
+    @abc.abstractmethod
     def min_lead_s(self) -> float:
         """How far ahead of the requested start :meth:`schedule` must be called."""
-        raise NotImplementedError
+        ...
 
     @property
+    @abc.abstractmethod
     def is_playing(self) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _clock(self) -> float:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _load(self, audio: np.ndarray) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _start(self, when_backend: float) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _reported_start(self) -> float | None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _stop(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _output_latency_s(self) -> float:
-        raise NotImplementedError
+        ...
 
 
 class PtbOutput(AudioOutput):
