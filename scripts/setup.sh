@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything avmit_psych needs on a Debian machine (Python 3.11): Debian packages for
-# headless windows and audio when missing, a virtual environment in .venv with the pinned stack
-# from requirements.txt, and the package itself (editable). Safe to run again: it skips what is
+# headless windows and audio, and PostgreSQL's server binaries (the tests start a throwaway
+# server) when missing; a virtual environment in .venv with the pinned stack from
+# requirements.txt, and the package itself (editable). Safe to run again: it skips what is
 # already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ need=()
 command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth)
 command -v xauth >/dev/null 2>&1 || need+=(xauth)
 ldconfig -p 2>/dev/null | grep -q 'libportaudio.so.2' || need+=(libportaudio2)
+# PostgreSQL server binaries: the tests start a throwaway server of their own (no service runs).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   echo "setup: installing Debian packages: ${need[*]}"
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

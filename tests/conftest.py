@@ -80,3 +80,26 @@ def pytest_collection_modifyitems(session, config, items):
                                        "(bash scripts/test.sh does), not with TensorFlow tests")
         for item in window:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (started in a temporary folder, stopped after).
+    Each test takes its own database with ``postgres_server.create_database(name)`` or the
+    ``postgres_url`` fixture."""
+    from tests.services import PostgresServer, postgres_bindir
+    if postgres_bindir() is None:
+        pytest.fail("PostgreSQL is not installed: bash scripts/setup.sh installs Debian's "
+                    "postgresql package")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """A fresh database on the session's PostgreSQL server, as a SQLAlchemy/Optuna URL."""
+    import re
+    import uuid
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    return postgres_server.create_database(name)
