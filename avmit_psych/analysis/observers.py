@@ -319,7 +319,11 @@ def read_observer_file(path, observer_type: str, *, explicit: bool = True,
     """One CSV file as observer trials. ``explicit=False`` (a file found in a folder) returns
     None for a file in no known layout instead of raising."""
     warnings = [] if warnings is None else warnings
-    df = read_csv(path)
+    if Path(path).suffix.lower() == ".tsv":  # a BIDS dataset's _beh.tsv (experiments.bids)
+        from ..experiments.bids import read_beh_tsv
+        df = read_beh_tsv(path)
+    else:
+        df = read_csv(path)
     df.columns = [str(c).strip() for c in df.columns]
     if "Session" in df.columns and "session" not in df.columns and "subj" in df.columns:
         df = df.rename(columns={"Session": "session"})   # model-vs-human spells it both ways
@@ -363,7 +367,15 @@ def expand_paths(paths) -> list[tuple[Path, bool]]:
     found = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
+        if p.is_dir() and (p / "dataset_description.json").is_file():
+            from ..experiments.bids import beh_files   # a BIDS dataset: its *_beh.tsv files
+            files = beh_files(p, one_task=True)
+            if not files:
+                raise DatasetError("the BIDS dataset holds no *_beh.tsv files", path=p,
+                                   fix="export the trials with python -m avmit_psych."
+                                       "experiments bids, or name the trials files")
+            found += [(f, False) for f in files]
+        elif p.is_dir():
             files = sorted(f for f in p.rglob("*.csv") if not f.name.startswith("."))
             if not files:
                 raise DatasetError("the folder holds no CSV files", path=p,
@@ -508,7 +520,9 @@ def load_observations(humans=(), models=(), *,
     tasks = trials["task"].unique()
     if len(tasks) > 1:
         raise DatasetError(f"the files mix tasks ({', '.join(sorted(map(str, tasks)))})",
-                           fix="compare one task at a time (classify or correspondence)")
+                           fix="compare one task at a time (classify or correspondence): give "
+                               "that task's files, e.g. data/*_task-classify_beh.csv or, in a "
+                               "BIDS dataset, bids/sub-*/ses-*/beh/*_task-classify_beh.tsv")
     trials = trials.drop(columns="row")[OBSERVER_COLUMNS]
     return Observations(trials=trials.reset_index(drop=True), warnings=warnings, files=files,
                         repeats=repeats, timing=timing, timing_excluded=excluded)

@@ -202,6 +202,205 @@ STUDY_PLAN_COLUMNS = ("list", "session", "position", "block", "task", "stimulus_
                       "source_filename", "label", "manipulation", "level", "level_unit",
                       "audio_source", "duration_s", "repeat", "break_before", "suite_root")
 
+
+# --------------------------------------------------------------------------------------------
+# Column descriptions: what each column of a behavioural data file means, its unit and its
+# levels. The BIDS sidecars (``python -m avmit_psych.experiments bids``) are generated from
+# these tables, so a column added to a data file needs its entry here (a test checks every
+# column the experiments write); a column with no entry is exported with a generic one.
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnDescription:
+    """One column of a data file, described for people (and BIDS sidecars).
+
+    kind: ``number`` (in ``units``), ``integer``, ``bool`` (True/False; 1/0 accepted),
+    ``category`` (a value from ``levels``) or ``text``. ``levels`` maps a value to its
+    meaning; the key ``*`` describes any other value (``{value}`` is replaced by it).
+    ``task_description`` / ``task_levels`` replace ``description`` / ``levels`` in one task.
+    """
+
+    description: str
+    kind: str = "text"
+    units: str = ""
+    levels: dict = field(default_factory=dict)
+    task_description: dict = field(default_factory=dict)
+    task_levels: dict = field(default_factory=dict)
+
+
+#: The meaning of a True/False column's two values.
+def _bool_levels(true: str, false: str) -> dict:
+    return {"True": true, "False": false}
+
+
+#: Manipulations (ARCHITECTURE "stimulus manifest") and the unit of their levels.
+MANIPULATION_LEVELS = {
+    "none": "the source video, unmanipulated",
+    "av_offset": "sound shifted against the picture; level in ms (+ = audio lags video)",
+    "audio_noise": "noise added to the sound; level = signal-to-noise ratio in dB",
+    "visual_noise": "Gaussian pixel noise added to the frames; level = its SD in pixel values "
+                    "(0-255 scale)",
+    "blur": "frames blurred; level = Gaussian sigma in pixels",
+    "contrast": "frame contrast scaled; level = the factor (1 = unchanged)",
+    "semantic_swap": "the sound replaced by a video of another class; level = that donor "
+                     "class",
+    "audio_only": "sound only, no picture",
+    "visual_only": "picture only, no sound",
+    "*": "'{value}': a manipulation added to the suite as a plug-in (its level unit is in the "
+         "suite's manifest, column level_unit)",
+}
+
+_CLASS_LEVELS = {c: f"the action class '{c}'" for c in TEST_CLASSES}
+_CLASS_LEVELS["*"] = "the action class '{value}'"
+_SAME_DIFFERENT = {"same": "sound and picture show the same action",
+                   "different": "the sound comes from another action class (semantic swap)"}
+
+#: The trials of the human-vs-DNN experiment (``experiments/human_vs_dnn.py``; one row per
+#: trial; the core columns are the trials contract of ARCHITECTURE.md, the rest timing).
+TRIALS_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
+    "participant": ColumnDescription(
+        "Participant id as the experiment recorded it (the source id). The BIDS label "
+        "(sub-<label>) keeps only its letters and digits; participants.tsv maps one to the "
+        "other (column source_participant)."),
+    "session": ColumnDescription(
+        "Session as the experiment recorded it (1 = the participant's first session).",
+        "integer"),
+    "task": ColumnDescription(
+        "The question the participant answered.", "category",
+        levels={"classify": "which of the 16 AVMIT action classes the video showed (16 "
+                            "alternatives)",
+                "correspondence": "whether sound and picture show the same action (same or "
+                                  "different)"}),
+    "block": ColumnDescription(
+        "Part of the session the trial belongs to.", "category",
+        levels={"practice": "a practice trial, with feedback; not analysed",
+                "main": "a measured trial"}),
+    "trial": ColumnDescription(
+        "Trial number within the session, in presentation order (practice first).", "integer"),
+    "stimulus_id": ColumnDescription(
+        "The stimulus shown: its id in the stimulus manifest (the same id in the models' "
+        "predictions)."),
+    "label": ColumnDescription(
+        "The answer key.", "category",
+        task_description={"classify": "The answer key: the action class the video shows.",
+                          "correspondence": "The answer key: whether sound and picture show "
+                                            "the same action."},
+        task_levels={"classify": _CLASS_LEVELS, "correspondence": _SAME_DIFFERENT}),
+    "manipulation": ColumnDescription(
+        "How the stimulus was manipulated (its condition, with level).", "category",
+        levels=MANIPULATION_LEVELS),
+    "level": ColumnDescription(
+        "The manipulation's level; its unit depends on the manipulation: av_offset in ms "
+        "(+ = audio lags video), audio_noise in dB SNR, visual_noise in pixel SD (0-255 "
+        "scale), blur in pixels (Gaussian sigma), contrast as a factor; for semantic_swap the "
+        "donor class; n/a for manipulations without a level (none, audio_only, visual_only)."),
+    "response": ColumnDescription(
+        "The participant's answer; n/a when there was none (playback failed).", "category",
+        task_description={"classify": "The action class the participant chose; n/a when "
+                                      "there was no answer (playback failed).",
+                          "correspondence": "The participant's answer: same or different; "
+                                            "n/a when there was none (playback failed)."},
+        task_levels={"classify": _CLASS_LEVELS, "correspondence": {
+            "same": "sound and picture show the same action",
+            "different": "sound and picture show different actions"}}),
+    "correct": ColumnDescription(
+        "Whether the response equals the answer key (label); n/a when there was no response.",
+        "bool", levels=_bool_levels("the response was the answer key", "it was not")),
+    "rt": ColumnDescription(
+        "Response time: from the end of the video (the response screen) to the answer.",
+        "number", "s"),
+    "rt_from_onset": ColumnDescription(
+        "Response time from the video's first frame to the answer.", "number", "s"),
+    "onset": ColumnDescription(
+        "Time of the video's first frame on PsychoPy's global clock (psychopy.core.getTime).",
+        "number", "s"),
+    "frames_shown": ColumnDescription("Distinct video frames that were shown.", "integer"),
+    "dropped_frames": ColumnDescription(
+        "Video frames never shown, or first shown more than half a refresh late (with sound, "
+        "the first frame too when its flip missed the planned time).", "integer"),
+    "av_onset_asynchrony_ms": ColumnDescription(
+        "Sound at the ear minus the first frame's onset: the audio backend's reported start "
+        "plus the compensated latency, minus the first flip (+ = sound after picture); n/a "
+        "without sound or when not measured.", "number", "ms"),
+    "playback_s": ColumnDescription(
+        "Duration of the playback: the last flip plus one refresh, minus the onset.",
+        "number", "s"),
+    "repeat": ColumnDescription(
+        "Whether this is a second showing of a stimulus (for test-retest consistency).",
+        "bool", levels=_bool_levels("a second showing; not counted in accuracy",
+                                    "the stimulus' first (measured) showing")),
+    "audio_source": ColumnDescription(
+        "The video whose sound was played (the manifest's audio_source: the source video, or "
+        "the donor video of a semantic swap)."),
+    "error": ColumnDescription(
+        "Why the playback failed (exception text), n/a when it ran; trials with an error are "
+        "not analysed. Tabs and line breaks in the text are written as spaces."),
+    "list": ColumnDescription(
+        "The study list the participant was assigned to (n/a outside a planned study).",
+        "integer"),
+    "position": ColumnDescription("The trial's position in the session's plan.", "integer"),
+    "planned_offset_ms": ColumnDescription(
+        "Intended sound-at-the-ear minus first-flip time (0 for AVMIT stimuli: an offset is "
+        "in the stimulus file itself).", "number", "ms"),
+    "latency_ms": ColumnDescription(
+        "Audio output latency the schedule compensated (the config's audio.latency_ms).",
+        "number", "ms"),
+    "scheduled_lead_ms": ColumnDescription(
+        "How much earlier than the planned first flip the sound started (the backend's "
+        "reported start); about latency_ms when on time.", "number", "ms"),
+    "audio_start_error_ms": ColumnDescription(
+        "The audio backend's reported start minus the requested start.", "number", "ms"),
+    "frame_interval_sd_ms": ColumnDescription(
+        "Standard deviation of the intervals between successive flips.", "number", "ms"),
+    "timing_ok": ColumnDescription(
+        "Whether the presentation kept time: no dropped frame and the sound's start within "
+        "the tolerance (default 2 ms).", "bool",
+        levels=_bool_levels("timing within tolerance",
+                            "a dropped frame or a late sound: compare leaves the trial out "
+                            "unless told otherwise")),
+    "audio_backend": ColumnDescription(
+        "The audio backend that played the sound.", "category",
+        levels={"ptb": "PsychToolbox (PsychPortAudio)", "sounddevice": "sounddevice (PortAudio)",
+                "*": "the audio backend '{value}'"}),
+}
+
+#: The headphone screen's trials (``task-headphonecheck`` data files, experiments.headphones).
+HEADPHONE_CHECK_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
+    "participant": TRIALS_COLUMN_DESCRIPTIONS["participant"],
+    "session": TRIALS_COLUMN_DESCRIPTIONS["session"],
+    "test": ColumnDescription(
+        "Which headphone test.", "category",
+        levels={"woods": "Woods et al. (2017) antiphase test: which of three tones is the "
+                         "softest (one 6 dB softer, one in antiphase)",
+                "huggins": "Milne et al. (2021) Huggins-pitch test: which of three noises "
+                           "carries a faint pitch (dichotic, 600 Hz)"}),
+    "attempt": ColumnDescription("Attempt at the test (1 = first; a failed attempt may be "
+                                 "followed by a fresh set of trials).", "integer"),
+    "trial": ColumnDescription("Trial number within the attempt.", "integer"),
+    "order": ColumnDescription(
+        "The three intervals in playing order, joined by '-' (Woods: reference, quiet, "
+        "antiphase; Huggins: huggins, diotic)."),
+    "target": ColumnDescription("Position (1-3) of the interval to pick.", "integer"),
+    "response": ColumnDescription("The interval the participant picked (1-3).", "integer"),
+    "correct": ColumnDescription(
+        "Whether the response was the target.", "bool",
+        levels=_bool_levels("the target was picked", "another interval was picked")),
+    "rt": ColumnDescription("Response time from the end of the last interval.", "number", "s"),
+    "stimulus_seed": ColumnDescription(
+        "Seed of the trial's Huggins noise (n/a for Woods tones).", "integer"),
+}
+
+#: Column descriptions by task; tasks not named here are trials of the human-vs-DNN experiment.
+BEH_COLUMN_DESCRIPTIONS = {"headphonecheck": HEADPHONE_CHECK_COLUMN_DESCRIPTIONS}
+
+#: The description of a column no table describes (kept, never dropped).
+GENERIC_COLUMN_DESCRIPTION = ("Column '{name}' as the experiment recorded it (not described "
+                              "in avmit_psych.dataset.schema).")
+
+
+def column_descriptions(task: str) -> dict[str, ColumnDescription]:
+    """The column descriptions of a data file of ``task``."""
+    return BEH_COLUMN_DESCRIPTIONS.get(task, TRIALS_COLUMN_DESCRIPTIONS)
+
 #: Released training layout -> video-ratings column names.
 AVMIT_TRAIN_TO_VIDEO_RATINGS = {"actual_label": "MIT_label", "label": "AVMIT_label"}
 MIT16_TO_VIDEO_RATINGS = {"MIT label": "MIT_label", "AVMIT label": "AVMIT_label"}

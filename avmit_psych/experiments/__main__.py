@@ -7,12 +7,12 @@ from __future__ import annotations
 import sys
 
 from .._cli import command_group, dispatch, run
-from . import calibrate, plan
+from . import bids, calibrate, plan
 
 build_parser = command_group(
     "python -m avmit_psych.experiments",
     "Experiments with human participants. Each command has its own --help.",
-    plan.add_parser, calibrate.add_parser)
+    plan.add_parser, calibrate.add_parser, bids.add_parser)
 
 
 def main(argv=None) -> int:
