@@ -29,6 +29,7 @@ commands of the toolkit:
   python -m avmit_psych.analysis replicate   all 24 baselines beside Tables 6 and 7
   python -m avmit_psych.analysis compare     humans vs DNNs: statistics, error consistency,
                                              psychometric fits, figures and a report
+--verbose (with any command) also shows TensorFlow's own log lines, hidden otherwise.
 """
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -18,7 +19,14 @@ class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsH
 
 
 def run(main: Callable[[list[str] | None], int | None], argv=None, prog: str = "") -> int:
-    """Run a command's ``main``; turn known errors into one line on stderr and an exit code."""
+    """Run a command's ``main``; turn known errors into one line on stderr and an exit code.
+
+    ``--verbose`` anywhere in ``argv`` is taken out here and shows TensorFlow's own log lines
+    (hidden otherwise on a CPU-only machine; see :mod:`avmit_psych._tf`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--verbose" in argv:
+        argv = [a for a in argv if a != "--verbose"]
+        os.environ["AVMIT_PSYCH_VERBOSE"] = "1"
     try:
         return int(main(argv) or 0)
     except (DatasetError, UnknownFileError) as err:
@@ -33,6 +41,10 @@ def run(main: Callable[[list[str] | None], int | None], argv=None, prog: str = "
         return EXIT_INTERRUPTED
 
 
+VERBOSE_HELP = ("--verbose (with any command) also shows TensorFlow's own log lines, hidden "
+                "otherwise")
+
+
 def dispatch(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
     """Parse ``argv`` with the command's parser and call the chosen sub-command's handler."""
     args = build_parser().parse_args(argv)
@@ -45,7 +57,7 @@ def command_group(prog: str, description: str,
     adds its command(s) to the sub-parsers (``add_parser(sub)``)."""
     def build_parser() -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=prog, formatter_class=Formatter,
-                                         description=description)
+                                         description=description, epilog=VERBOSE_HELP)
         sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
         for add in add_parsers:
             add(sub)

@@ -91,7 +91,7 @@ def accuracy_figure(accuracy: pd.DataFrame, summary: pd.DataFrame, path: Path,
                 rows = acc[acc["observer"] == m].sort_values("level_value")
                 ax.plot(rows["level_value"], rows["accuracy"], color=colours[m], marker="s",
                         ms=3, lw=1.2, label=m)
-            ax.set_xlabel(f"{manipulation} level")
+            ax.set_xlabel(level_axis_label(manipulation, acc["level_value"]))
             ax.set_title(manipulation)
         else:
             conds = list(dict.fromkeys(categorical["condition"]))
@@ -112,7 +112,7 @@ def accuracy_figure(accuracy: pd.DataFrame, summary: pd.DataFrame, path: Path,
         if chance is not None:
             ax.axhline(chance, color="grey", ls=":", lw=1)
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("accuracy (proportion correct)")
     _legend_right(fig, axes[0][0])
     return _save(fig, path)
 
@@ -132,7 +132,7 @@ def consistency_figure(matrix: pd.DataFrame, summary: pd.DataFrame, path: Path) 
     ax2.bar(overall["pair_type"], overall["mean_kappa"], yerr=overall["sem_kappa"].fillna(0),
             color=["#444444", "#8a5fbf", "#2a9d8f"][:len(overall)], capsize=3)
     ax2.axhline(0, color="grey", lw=0.8)
-    ax2.set_ylabel("mean kappa (± SEM over pairs x conditions)")
+    ax2.set_ylabel("mean kappa (Cohen's, ± SEM over pairs x conditions)")
     ax2.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return _save(fig, path)
@@ -185,7 +185,7 @@ def level_axis_label(manipulation: str, levels) -> str:
     percentage in the model-vs-human data (levels above 1)."""
     if manipulation == "contrast" and len(levels) and np.nanmax(np.asarray(levels, float)) > 1:
         return "contrast (%)"
-    return LEVEL_AXIS_LABELS.get(manipulation, "level")
+    return LEVEL_AXIS_LABELS.get(manipulation, f"{manipulation} (level as given)")
 
 
 def psychometric_figure(trials: pd.DataFrame, fits: pd.DataFrame, path: Path) -> Path:
@@ -262,7 +262,7 @@ def dprime_figure(sdt: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("d' (incongruent vs congruent)")
     ax.set_title("correspondence: sensitivity per condition")
     ax2.set_ylim(0, 1)
-    ax2.set_ylabel("rate of 'different' answers")
+    ax2.set_ylabel("rate of 'different' answers (proportion)")
     ax2.set_title("hits (swaps) and false alarms")
     _legend_right(fig, ax)
     return _save(fig, path)
