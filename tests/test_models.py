@@ -314,7 +314,7 @@ def test_bootstrap_and_params_are_pure_functions_of_seed_and_trial():
     p = search.sample_params(space["space"], 1, 4)
     assert p == search.sample_params(space["space"], 1, 4)
     assert p["bottleneck"] in (32, 64, 128, 256) and 1e-5 <= p["learning_rate"] <= 5e-3
-    draws = [search.sample_params(space["space"], 1, t)["rnn_units"] for t in range(200)]
+    draws = [p["rnn_units"] for p in search.plan_params(space["space"], 1, 200)]
     assert set(draws) == {32, 64, 128, 256}
 
 

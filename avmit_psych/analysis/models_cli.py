@@ -53,6 +53,36 @@ stimulus and the file (exit 2); with --skip-bad such rows are left out and liste
 FILE_skipped.csv. The last line printed is a JSON object of metrics.
 """
 
+SEARCH_HELP = """\
+The paper's random search with the bootstrap, as an Optuna study.
+
+Each trial takes hyperparameters drawn uniformly from SPACE (Optuna's RandomSampler with
+--seed), trains on a resample (with replacement) of the data CSVs' rows and scores on the
+out-of-bag rows, with early stopping (the space's patience; the paper: 8). Trial i has the i-th
+draw as its values and a resample keyed on (seed, i), so its result is the same whichever
+worker runs it.
+
+  python -m avmit_psych.analysis search --space analysis/search/recognition.yaml \\
+      --config analysis/configs/recognition/yamnet_effnetb0_gru_mit16.yaml \\
+      --tfrecords AVMIT_YamNet_EffNetB0/ --data-csv MIT16_train.csv MIT16_validation.csv \\
+      --out search/yamnet_gru
+
+Trials live in an Optuna study (--storage, default DIR/search.db; --study, default the
+config's name): results and the chosen configuration are trial and study attributes, exported
+to DIR/results.csv (one row per trial, re-written as trials finish, at most every 30 s),
+DIR/ranked.csv and DIR/best_config.yaml. Running again resumes.
+
+Run the same command on several machines with one --storage postgresql://USER:PASS@HOST/DB
+and --study NAME: the workers share the --trials (the study's total) with no trial run twice;
+a worker that dies has its trial marked failed by the heartbeat check of another and re-run;
+each worker stops when no trial is waiting or running. Watch with: optuna-dashboard URL.
+
+The last line printed is a JSON object of what this worker did: trials_run, and seconds spent
+training (train_s), in storage calls taking and finishing trials (storage_s; heartbeats, in
+their own thread: heartbeat_s), exporting the CSVs (export_s), and once no trial was left to
+take, in storage calls (poll_s) and asleep while the others' last trials ran (wait_s).
+"""
+
 
 def _data_args(p, *, csv_flags, root_aliases=()):
     p.add_argument("--tfrecords", *root_aliases, dest="tfrecords", required=True, type=Path,
@@ -110,12 +140,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
     p.set_defaults(handler=_predict)
 
-    s = sub.add_parser(
-        "search", formatter_class=Formatter, help="the paper's random hyperparameter search",
-        description="Random search with the bootstrap: each trial samples hyperparameters from "
-                    "SPACE, trains on a resample (with replacement) of the data CSVs' rows and "
-                    "scores on the out-of-bag rows (patience 8). Results are appended to "
-                    "DIR/results.csv trial by trial; running again resumes.")
+    s = sub.add_parser("search", formatter_class=Formatter,
+                       help="the paper's random hyperparameter search (an Optuna study)",
+                       description=SEARCH_HELP)
     s.add_argument("--space", required=True, type=Path, metavar="SPACE.yaml")
     s.add_argument("--config", required=True, type=Path, metavar="C",
                    help="the base config (embeddings, RNN, fixed values)")
@@ -123,9 +150,22 @@ def add_parsers(sub) -> None:
     s.add_argument("--data-csv", required=True, type=Path, nargs="+", metavar="CSV",
                    help="the data to resample (the paper: MIT16_train.csv MIT16_validation.csv)")
     s.add_argument("--out", required=True, type=Path, metavar="DIR")
-    s.add_argument("--trials", type=int, help="override the space's number of trials")
+    s.add_argument("--trials", type=int,
+                   help="the study's total number of trials, shared by all its workers "
+                        "(if not given: the space's)")
     s.add_argument("--epochs", type=int, help="cap each trial's epochs")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--storage", metavar="URL",
+                   help="Optuna storage URL (if not given: sqlite:///DIR/search.db); "
+                        "postgresql://USER:PASS@HOST/DB for workers on many machines")
+    s.add_argument("--study", metavar="NAME",
+                   help="the study to create or join (if not given: the config's name)")
+    s.add_argument("--heartbeat", type=int, default=60, metavar="S",
+                   help="seconds between a running trial's heartbeats; 0: no heartbeat "
+                        "(a dead worker's trial is then re-run only when a worker next starts)")
+    s.add_argument("--grace", type=int, metavar="S",
+                   help="seconds without a heartbeat before a trial counts as dead, is marked "
+                        "failed and re-run (if not given: twice --heartbeat)")
     s.add_argument("--no-cache", action="store_true")
     s.set_defaults(handler=_search)
 
@@ -297,14 +337,29 @@ def _naming_the_stimulus(err: DatasetError, stimuli) -> DatasetError:
 def _search(args) -> int:
     from ..dataset.tfrecords import Split
     from ..models import config, search
+    if args.heartbeat < 0:
+        raise DatasetError(f"--heartbeat {args.heartbeat} is negative",
+                           fix="give whole seconds (0: no heartbeat), e.g. --heartbeat 60")
+    if args.grace is not None and args.grace <= args.heartbeat:
+        raise DatasetError(f"--grace {args.grace} is not longer than --heartbeat "
+                           f"{args.heartbeat}: live trials would be taken for dead",
+                           fix="give more seconds than --heartbeat, e.g. --heartbeat 60 "
+                               "--grace 120")
     cfg = config.load_config(args.config)
     data = Split.concat([_load(c, args.tfrecords, args, feature_set=cfg.embeddings,
                                timesteps=cfg.timesteps) for c in args.data_csv])
     results = search.search(cfg, data, args.space, args.out, trials=args.trials,
-                            epochs=args.epochs, seed=args.seed)
-    best = results.sort_values("oob_loss").iloc[0]
-    print(f"{len(results)} trials; best out-of-bag loss {best['oob_loss']:.4f} (trial "
-          f"{int(best['trial'])}) -> {args.out / 'results.csv'}")
+                            epochs=args.epochs, seed=args.seed, storage=args.storage,
+                            study=args.study, heartbeat=args.heartbeat, grace=args.grace)
+    worker = results.attrs["worker"]
+    if len(results):
+        best = results.sort_values("oob_loss", kind="stable").iloc[0]
+        print(f"{len(results)} trials; best out-of-bag loss {best['oob_loss']:.4f} (trial "
+              f"{int(best['trial'])}) -> {args.out / 'results.csv'}, "
+              f"{args.out / 'best_config.yaml'}")
+    print(f"study '{worker['study']}' in {worker['storage']}: this worker ran "
+          f"{worker['trials_run']} trials; watch it with optuna-dashboard {worker['storage']}")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in worker.items()}))
     return 0
 
 
