@@ -1,10 +1,13 @@
 """Writing files so that a half-written file never appears under its final name.
 
 Every writer goes through :func:`atomic_path`: the data go to a temporary name beside the
-target (``.<name>.<pid>.tmp<suffix>``), are fsynced, renamed onto the target, and the folder is
-fsynced, so after a crash or a power cut the final name holds either the old file, the complete
-new one, or nothing, never a prefix. A temporary left by a killed process is removed by
-:func:`remove_stale_temporaries` once its process is gone.
+target (``.<name>.<host>~<pid>.tmp<suffix>``), are fsynced, renamed onto the target, and the
+folder is fsynced, so after a crash or a power cut the final name holds either the old file, the
+complete new one, or nothing, never a prefix. A temporary left by a killed process is removed by
+:func:`remove_stale_temporaries` once its process is gone. The host is in the name because
+workers on several machines (Dask) write into one shared folder: a process can only tell whether
+a writer on its own machine is alive, so another machine's temporary is left alone until it is
+older than :data:`FOREIGN_STALE_S`.
 
 Test hook (used by tests/test_durability.py to SIGKILL a real writer between its write and its
 rename): when ``AVMIT_PSYCH_HOLD_BEFORE_RENAME`` holds a glob pattern (``fnmatch``) that matches
@@ -23,8 +26,24 @@ from pathlib import Path
 HOLD_ENV = "AVMIT_PSYCH_HOLD_BEFORE_RENAME"
 HOLD_MARKER_ENV = "AVMIT_PSYCH_HOLD_MARKER"
 
-#: ``.<final name>.<pid>.tmp<suffix>``: the temporary names :func:`atomic_path` uses.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>[^/]*)$")
+#: ``.<final name>.<host>~<pid>.tmp<suffix>``: the temporary names :func:`atomic_path` uses
+#: (``.<final name>.<pid>.tmp<suffix>``, without the host, from earlier versions: this machine).
+_TEMPORARY = re.compile(
+    r"^\.(?P<name>.+)\.(?:(?P<host>[A-Za-z0-9_-]+)~)?(?P<pid>\d+)\.tmp(?P<suffix>[^/]*)$")
+#: Another machine's temporary older than this (s) is taken to be a dead writer's.
+FOREIGN_STALE_S = 6 * 3600
+
+
+def _host() -> str:
+    import socket
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+
+
+def writer_of(tmp) -> tuple[str | None, int] | None:
+    """(host, pid) of the process that wrote temporary ``tmp`` (host None: an older name,
+    written on this machine), or None when ``tmp`` is not one of our temporaries."""
+    m = _TEMPORARY.match(Path(tmp).name)
+    return (m.group("host"), int(m.group("pid"))) if m else None
 
 
 def fsync_file(fh) -> None:
@@ -124,7 +143,7 @@ def appending(path):
 
 def temporary_name(path, suffix: str = "") -> Path:
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    return path.with_name(f".{path.name}.{_host()}~{os.getpid()}.tmp{suffix}")
 
 
 @contextlib.contextmanager
@@ -189,9 +208,12 @@ def remove_stale_temporaries(root, pattern: str = "*") -> int:
     final name, e.g. ``*.tfrecord``) and whose writing process is gone (killed mid-write).
 
     Returns how many were removed. Temporaries of another process still running are left
-    alone; call this before the calling process itself writes under ``root``.
+    alone; so are another machine's, until they are :data:`FOREIGN_STALE_S` old. Call this
+    before the calling process itself writes under ``root``.
     """
     import fnmatch
+    import time
+    here = _host()
     removed = 0
     root = Path(root)
     if not root.exists():
@@ -200,7 +222,14 @@ def remove_stale_temporaries(root, pattern: str = "*") -> int:
         m = _TEMPORARY.match(tmp.name)
         if not m or not fnmatch.fnmatch(m.group("name"), pattern):
             continue
-        if _process_alive(int(m.group("pid"))):
+        host = m.group("host")
+        if host is not None and host != here:
+            try:
+                if time.time() - tmp.lstat().st_mtime < FOREIGN_STALE_S:
+                    continue
+            except FileNotFoundError:
+                continue
+        elif _process_alive(int(m.group("pid"))):
             continue
         remove(tmp)
         removed += 1

@@ -1,7 +1,9 @@
 """Benchmark feature extraction: videos per second, YAMNet+EfficientNetB0 (random weights).
 
-Ours: ``avmit_psych.features.extract.extract`` (decoding in threads ahead of inference, frames
-of several videos in one model call, compiled model calls). The authors' way
+Ours: ``avmit_psych.features.extract.extract`` (decoding ahead of inference, a few videos per
+ffmpeg process, with the audio front end, in threads; frames of several videos in one model
+call, through graphs with the weights folded in; TFRecords written by a thread of their own).
+The authors' way
 (``feature_extractor/extract_features.py`` of the AVMIT repository): per video, audio through
 the audio model, frames read one by one with OpenCV at 480 ms steps and each passed through
 ``visual_model(np.expand_dims(frame, 0))``, one TFRecord written. Both read the same clips
@@ -18,8 +20,15 @@ same embeddings for the frames both ways take; and the authors' frames, decoded 
 and embedded by our batched model calls, give the authors' per-frame embeddings. The ratio is
 then given per video and per embedded frame.
 
-Run: ``.venv/bin/python benchmarks/bench_extract.py [--videos 24]``; figures are printed and
-written to benchmarks/results/extract.json.
+The two ways are timed in turns, ``--repeat`` times each (ours, the authors', ours, ...), and
+the ratio is of the best time of each: the machine's other load then weighs on both alike.
+``--profile`` also times each stage of ours on its own, one after the other (probe, the
+ffmpeg pass, resizing, the audio front end, the two models, writing; wall and CPU seconds,
+ffmpeg's CPU included), and prints where :func:`extract`'s own thread spends its time
+(cProfile): in the models, waiting for decoded videos, or waiting for writes.
+
+Run: ``.venv/bin/python benchmarks/bench_extract.py [--videos 24] [--repeat 3] [--profile]``;
+figures are printed and written to benchmarks/results/extract.json.
 """
 from __future__ import annotations
 
@@ -192,6 +201,93 @@ def check_same_embeddings(jobs, ours_root: Path, authors_root: Path, authors_tak
     return out
 
 
+def _clock() -> tuple[float, float]:
+    """(wall s, CPU s of this process and its finished children: ffmpeg's decoding too)."""
+    import resource
+    own, children = (resource.getrusage(resource.RUSAGE_SELF),
+                     resource.getrusage(resource.RUSAGE_CHILDREN))
+    return time.perf_counter(), (own.ru_utime + own.ru_stime + children.ru_utime +
+                                 children.ru_stime)
+
+
+def profile_stages(jobs, audio_encoder, visual_encoder, out_root: Path, *,
+                   interval_s: float = AUTHORS_INTERVAL_MS / 1000) -> dict:
+    """Each stage of extraction on its own, one after the other, over every job: {stage:
+    (wall s, CPU s)}. The same calls :func:`extract` makes (``media.decode`` split into its
+    steps), without the overlap, so that each stage's cost shows."""
+    stages: dict[str, list[float]] = {}
+
+    def timed(stage, fn, *args, **kwargs):
+        wall, cpu = _clock()
+        out = fn(*args, **kwargs)
+        wall2, cpu2 = _clock()
+        total = stages.setdefault(stage, [0.0, 0.0])
+        total[0] += wall2 - wall
+        total[1] += cpu2 - cpu
+        return out
+
+    decoded = []
+    per_process = media.VIDEOS_PER_PROCESS
+    for first in range(0, len(jobs), per_process):
+        chunk = jobs[first:first + per_process]
+        infos = timed(f"probe ({per_process} videos per ffmpeg -i)", media.probe_many,
+                      [job.video_path for job in chunk])
+        plans = [media._frame_plan(info, interval_s) for info in infos]
+        inputs, outputs = [], []
+        for k, (job, info, (_, _, video_args)) in enumerate(zip(chunk, infos, plans)):
+            inputs += [*media._DECODER_THREADS, "-i", str(job.video_path)]
+            outputs += [[f"{k}:v:0" if a == "0:v:0" else a for a in video_args],
+                        ["-map", f"{k}:a:0", *media._pcm_args(info)]]
+        streams = timed(f"decode ({per_process} videos per ffmpeg: frames + audio)",
+                        media._ffmpeg_to_pipes, inputs, outputs)
+        for k, (job, info, (_, wanted, _)) in enumerate(zip(chunk, infos, plans)):
+            decoded.append(decode_rest(timed, job, info, wanted, streams[2 * k],
+                                       streams[2 * k + 1], audio_encoder))
+    frames = np.concatenate([d[1] for d in decoded])
+    visual = timed(f"visual model ({len(frames)} frames; uint8 -> float32 included)",
+                   visual_encoder.embed, frames)
+    examples = [d[2] for d in decoded]
+    audio = timed(f"audio model ({sum(map(len, examples))} examples)",
+                  lambda: audio_encoder.embed_many([np.zeros(1, np.float32)] * len(examples),
+                                                   examples=examples))
+    start = 0
+    for (job, f, _), a in zip(decoded, audio):
+        timed("write TFRecord (gzip, fsync, rename)", tfrecords.write_example,
+              out_root / job.tfrecord_filename, job.filename, job.label, a,
+              visual[start:start + len(f)])
+        start += len(f)
+    return {stage: tuple(v) for stage, v in stages.items()}
+
+
+def decode_rest(timed, job, info, wanted, raw, pcm, audio_encoder):
+    """The Python side of decoding one video, stage by stage (``media.decode``'s steps)."""
+    from avmit_psych.features import frontend
+    frames = timed("resize (cv2, 224 x 224)", media._frames_from_raw, raw, info, wanted,
+                   FRAME_SIZE)
+    samples = np.frombuffer(pcm, "<i2").reshape(-1, info.audio_channels or 2)
+    waveform = timed("audio to mono 16 kHz (resample_poly)", lambda: media.resample(
+        media.to_mono_float(samples), info.audio_sample_rate_hz).astype(np.float32))
+    examples = timed("audio front end (log-mel examples)", frontend.log_mel_examples,
+                     waveform, audio_encoder.name)
+    return job, frames, examples
+
+
+def profile_extract_thread(jobs, audio_encoder, visual_encoder, out_root: Path,
+                           top: int = 12) -> str:
+    """cProfile of :func:`extract`'s own thread (the decoding and writing threads are not
+    profiled: time this thread waits for them shows as lock acquisition)."""
+    import cProfile
+    import io
+    import pstats
+    profiler = cProfile.Profile()
+    profiler.enable()
+    extract.extract(jobs, audio_encoder, visual_encoder, out_root, progress=False)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
 def make_jobs(root: Path, n_videos: int) -> list:
     rows = []
     for i in range(n_videos):
@@ -209,8 +305,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="time each way this many times, in turns; the best counts")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time each stage of ours on its own, and profile extract()")
     args = parser.parse_args()
     interval_s = AUTHORS_INTERVAL_MS / 1000
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         jobs = make_jobs(tmp, args.videos)
@@ -218,24 +319,43 @@ def main() -> int:
         visual = encoders.VisualEncoder.load("effnetb0", "random")
         assert media.FRAME_INTERVAL_S[visual.name] == interval_s
         # warm both paths up (graph tracing) on one video, outside the timing
+        start = time.perf_counter()
         extract.extract(jobs[:1], audio, visual, tmp / "warm1", progress=False)
+        warm_up_s = time.perf_counter() - start
         authors_way(jobs[:1], audio, visual, tmp / "warm2")
-        start = time.perf_counter()
-        report = extract.extract(jobs, audio, visual, tmp / "ours", progress=False)
-        ours_s = time.perf_counter() - start
-        assert (report["status"] == "written").all()
-        start = time.perf_counter()
-        taken = authors_way(jobs, audio, visual, tmp / "authors")
-        authors_s = time.perf_counter() - start
-        check = check_same_embeddings(jobs, tmp / "ours", tmp / "authors", taken, visual,
+        ours_runs, authors_runs, ours_cpu, authors_cpu = [], [], [], []
+        for k in range(max(1, args.repeat)):
+            start, cpu = _clock()
+            report = extract.extract(jobs, audio, visual, tmp / f"ours{k}", progress=False)
+            end, cpu_end = _clock()
+            ours_runs.append(end - start)
+            ours_cpu.append(cpu_end - cpu)
+            assert (report["status"] == "written").all()
+            start, cpu = _clock()
+            taken = authors_way(jobs, audio, visual, tmp / f"authors{k}")
+            end, cpu_end = _clock()
+            authors_runs.append(end - start)
+            authors_cpu.append(cpu_end - cpu)
+        ours_s, authors_s = min(ours_runs), min(authors_runs)
+        check = check_same_embeddings(jobs, tmp / "ours0", tmp / "authors0", taken, visual,
                                       interval_s=interval_s)
         ours_frames = int(report["visual_timesteps"].sum())
         authors_frames = sum(len(v) for v in taken.values())
+        stages = thread_profile = None
+        if args.profile:
+            stages = profile_stages(jobs, audio, visual, tmp / "stages", interval_s=interval_s)
+            thread_profile = profile_extract_thread(jobs, audio, visual, tmp / "profiled")
         shutil.rmtree(tmp / "videos")
     n = args.videos
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "platform": platform.platform()},
+                          "platform": platform.platform(),
+                          "load_average_before": load_before,
+                          "load_average_after": os.getloadavg()},
               "videos": n, "ours_s": ours_s, "authors_way_s": authors_s,
+              "ours_runs_s": ours_runs, "authors_way_runs_s": authors_runs,
+              "ours_runs_cpu_s": ours_cpu, "authors_way_runs_cpu_s": authors_cpu,
+              "cpu_ratio": min(authors_cpu) / min(ours_cpu),
+              "ours_warm_up_s": warm_up_s,
               "ours_videos_per_s": n / ours_s, "authors_videos_per_s": n / authors_s,
               "ours_frames": ours_frames, "authors_frames": authors_frames,
               "speedup": authors_s / ours_s,
@@ -260,6 +380,26 @@ def main() -> int:
     print(f"  speed-up {result['speedup']:.1f}x per video ({ours_frames} frames embedded by "
           f"ours, {authors_frames} by the authors' way); {result['speedup_per_frame']:.1f}x "
           "per embedded frame")
+    print(f"  best of {len(ours_runs)} runs each, in turns: ours "
+          f"{', '.join(f'{t:.2f}' for t in ours_runs)} s; authors' way "
+          f"{', '.join(f'{t:.2f}' for t in authors_runs)} s; load average (1 min) "
+          f"{load_before[0]:.1f} before, {result['machine']['load_average_after'][0]:.1f} "
+          f"after, on {os.cpu_count()} CPUs")
+    print(f"  CPU seconds (this process and ffmpeg): ours "
+          f"{', '.join(f'{t:.2f}' for t in ours_cpu)}; authors' way "
+          f"{', '.join(f'{t:.2f}' for t in authors_cpu)}; ratio of the least "
+          f"{result['cpu_ratio']:.1f}x (the work each way does, whatever else the machine runs)")
+    print(f"  once per process, not timed: the warm-up run on one video took {warm_up_s:.1f} s "
+          "(tracing; folding the weights of EfficientNetB0 and YAMNet into their graphs)")
+    if stages:
+        result["stages"] = stages
+        print("  stages of ours, each on its own over every clip (wall s, CPU s incl. ffmpeg):")
+        for stage, (wall, cpu) in stages.items():
+            print(f"    {stage:54s} {wall:6.2f} {cpu:6.2f}")
+        print(f"    {'sum':54s} {sum(w for w, _ in stages.values()):6.2f} "
+              f"{sum(c for _, c in stages.values()):6.2f}")
+        print("  extract()'s own thread (cProfile):")
+        print("\n".join("    " + line for line in thread_profile.strip().splitlines()))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "extract.json").write_text(json.dumps(result, indent=2))
     return 0

@@ -134,3 +134,79 @@ def test_stimuli_benchmark_check_fails_when_snr_or_offset_differ(stimuli_run, tm
     tampered = [bad if p is s else p for p in plan]
     with pytest.raises(AssertionError, match=f"{kind}.*ffmpeg"):
         B.check_same_job(manifest, tmp / "ours", tampered)
+
+
+# -- bench_dask ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dask_suite_run(tmp_path_factory):
+    B = _load("bench_dask")
+    tmp = tmp_path_factory.mktemp("bench_dask")
+    tiny = (B.S.Condition("none"), B.S.Condition("av_offset", 100.0))
+    return B, tmp, B.bench_suite(tmp, 1, conditions=tiny)
+
+
+def test_dask_benchmark_runs_write_the_single_process_files(dask_suite_run):
+    B, tmp, result = dask_suite_run
+    assert result["stimuli"] == 2 and [r["workers"] for r in result["runs"]] == [1, 2]
+    assert [r["stimuli"] for r in result["runs"]] == [2, 2]
+    assert B.check_same_manifest(tmp / "suite_single", tmp / "suite_2") == 2
+
+
+@pytest.mark.parametrize("tamper", ["a byte changed", "a file missing"])
+def test_dask_benchmark_check_fails_when_the_files_differ(dask_suite_run, tmp_path, tamper):
+    import shutil
+    B, tmp, _ = dask_suite_run
+    bad = tmp_path / "suite"
+    shutil.copytree(tmp / "suite_2", bad)
+    victim = sorted(bad.rglob("*.mp4"))[0]
+    if tamper == "a byte changed":
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    else:
+        victim.unlink()
+    with pytest.raises(AssertionError, match="differ"):
+        B.check_same_files(tmp / "suite_single", bad, "*.mp4")
+
+
+# -- bench_search -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def search_bench(tmp_path_factory):
+    import json
+    B = _load("bench_search")
+    out = tmp_path_factory.mktemp("bench_search") / "search.json"
+    assert B.main(["--quick", "--out", str(out)]) == 0
+    return B, json.loads(out.read_text())
+
+
+def test_search_benchmark_one_and_two_workers_run_the_same_trials(search_bench):
+    B, result = search_bench
+    r = result["sqlite"]
+    assert r["same_results"] and r["1_worker"]["trials"] == r["2_workers"]["trials"] == 2
+    assert [sum(w["trials_run"] for w in r[k]["worker_stats"]) for k in
+            ("1_worker", "2_workers")] == [2, 2]
+    for key in ("1_worker", "2_workers"):  # the overhead is measured, not asserted
+        o = r[key]["overhead"]
+        assert o["optuna_s_per_trial"] == pytest.approx(
+            o["storage_s_per_trial"] + o["export_s_per_trial"] + o["heartbeat_s_per_trial"])
+        assert o["trial_train_s"] > 0 and o["csv_append_s_per_trial"] > 0
+
+
+@pytest.mark.parametrize("tamper", ["a score", "a parameter", "a trial missing"])
+def test_search_benchmark_check_fails_when_a_trial_differs(tamper):
+    B = _load("bench_search")
+    a = pd.DataFrame({"trial": [0, 1], "activation": ["relu", "swish"], "bottleneck": [32, 64],
+                      "dropout": [0.1, 0.3], "learning_rate": [1e-3, 2e-3],
+                      "rnn_units": [32, 64], "oob_loss": [1.5, 1.25], "oob_top1": [0.5, 0.6],
+                      "oob_top5": [0.9, 0.95], "best_epoch": [3, 4], "epochs_run": [11, 12],
+                      "n_in_bag_unique": [380, 390], "n_out_of_bag": [228, 218]})
+    B.check_same_results(a, a.copy())
+    b = a.copy()
+    if tamper == "a score":
+        b.loc[1, "oob_loss"] += 1e-7
+    elif tamper == "a parameter":
+        b.loc[0, "learning_rate"] *= 1.0000001
+    else:
+        b = b.iloc[:1]
+    with pytest.raises(AssertionError, match="results differ"):
+        B.check_same_results(a, b)

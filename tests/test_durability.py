@@ -462,6 +462,25 @@ def test_stale_temporaries_of_dead_processes_only_are_removed(tmp_path):
     zombie.wait()
 
 
+def test_temporaries_name_their_machine_and_another_machines_are_left_until_old(tmp_path):
+    """Workers on several machines share one folder (Dask): a temporary written elsewhere
+    cannot be checked for a live writer, so it stays until FOREIGN_STALE_S old."""
+    with _atomic.atomic_path(tmp_path / "b" / "f.tfrecord") as tmp:
+        assert _atomic.writer_of(tmp) == (_atomic._host(), os.getpid())
+        tmp.write_text("x")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    mine = tmp_path / "b" / f".m.tfrecord.{_atomic._host()}~{dead}.tmp"
+    young = tmp_path / "b" / f".y.tfrecord.other-node-7~{dead}.tmp"
+    old = tmp_path / "b" / f".o.tfrecord.other-node-7~{dead}.tmp"
+    for p in (mine, young, old):
+        p.write_text("x")
+    past = time.time() - _atomic.FOREIGN_STALE_S - 60
+    os.utime(old, (past, past))
+    assert _atomic.remove_stale_temporaries(tmp_path) == 2
+    assert not mine.exists() and not old.exists() and young.exists()
+
+
 # -- acceptance 2: a killed writer and a truncated output are redone ----------------------------
 def _run_until_held(cmd, pattern: str, marker: Path, timeout_s: float = 300):
     """Start ``cmd`` with the hold hook on ``pattern``, wait until a matching file is written
@@ -485,7 +504,8 @@ def _run_until_held(cmd, pattern: str, marker: Path, timeout_s: float = 300):
     assert proc.returncode == -signal.SIGKILL
     tmp = Path(marker.read_text())
     # the writer may be a worker process: wait until the kernel has it dead too
-    writer = int(tmp.name.split(".tmp")[0].rsplit(".", 1)[1])
+    host, writer = _atomic.writer_of(tmp)
+    assert host == _atomic._host()
     deadline = time.time() + 30
     while _atomic._process_alive(writer) and time.time() < deadline:
         time.sleep(0.05)

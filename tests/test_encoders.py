@@ -126,6 +126,24 @@ def test_embed_many_is_one_model_call_and_equals_embed(request, monkeypatch, nam
         np.testing.assert_allclose(m, s, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["effnetb0", "yamnet"])
+def test_the_folded_graph_gives_the_keras_models_embeddings_whatever_the_batch(request, name):
+    """EfficientNetB0 and YAMNet embed through their graph with the weights folded in
+    (encoders.FOLDED_GRAPH_MODELS): the Keras model's embeddings to within 1e-5 of their
+    largest value (two frames of a clip differ by far more: bench_extract checks), and an input
+    alone gets the embedding it gets among others, bit for bit."""
+    enc = request.getfixturevalue(name)
+    assert name in encoders.FOLDED_GRAPH_MODELS
+    x = (enc.preprocess(_frames(5, seed=2)) if name == "effnetb0"
+         else frontend.log_mel_examples(_waveform(3.0, seed=2), name))
+    keras_out = np.asarray(enc.model(x, training=False))
+    folded = enc._forward(x)
+    np.testing.assert_allclose(folded, keras_out, rtol=0, atol=1e-5 * np.abs(keras_out).max())
+    for i in range(len(x)):
+        np.testing.assert_array_equal(enc._forward(x[i:i + 1])[0], folded[i])
+    np.testing.assert_array_equal(enc._forward(x[1:4]), folded[1:4])
+
+
 # -- seeds -------------------------------------------------------------------------------------
 def test_audio_seed_fixes_the_weights(yamnet, clip_3s):
     same = AudioEncoder.load("yamnet", seed=0)

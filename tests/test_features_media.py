@@ -190,3 +190,65 @@ def test_single_pass_decode_equals_separate_reads(tmp_path, audio):
     np.testing.assert_array_equal(times, t2)
     np.testing.assert_array_equal(waveform, w2)
     assert has_audio == h2 == (audio != "none")
+
+
+# -- several videos per ffmpeg process (extraction's way) --------------------------------------
+def _mixed_videos(root):
+    """Good clips with bad files between them: ffmpeg stops probing at the first it cannot
+    open, and the good ones after it must still be probed."""
+    paths = [make_video(root / "a.mp4", size="80x60", tone_hz=300),
+             make_video(root / "mute.mp4", size="80x60", audio="none"),
+             root / "missing.mp4",
+             make_video(root / "short.mp4", duration=0.5),
+             root / "corrupt.mp4",
+             make_video(root / "b.mp4", size="64x48", fps="25", tone_hz=500),
+             root / "empty.mp4",
+             make_video(root / "mono.mp4", size="80x60", audio="mono")]
+    (root / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    (root / "empty.mp4").write_bytes(b"")
+    return paths
+
+
+def _one_at_a_time(fn, *args):
+    try:
+        return fn(*args)
+    except media.MediaError as err:
+        return err
+
+
+def test_probing_and_decoding_several_videos_per_process_equals_one_at_a_time(tmp_path):
+    paths = _mixed_videos(tmp_path)
+    infos = media.probe_many(paths)
+    alone = [_one_at_a_time(media.probe, p) for p in paths]
+    assert [type(i).__name__ for i in infos] == ["MediaInfo", "MediaInfo", "MediaError",
+                                                "MediaInfo", "MediaError", "MediaInfo",
+                                                "MediaError", "MediaInfo"]
+    for got, want in zip(infos, alone):
+        assert type(got) is type(want) and str(got) == str(want)  # messages too
+        if isinstance(want, media.MediaInfo):
+            assert got == want
+    videos = [(p, i) for p, i in zip(paths, infos) if isinstance(i, media.MediaInfo)]
+    for interval in (0.48, 0.96):
+        for (path, info), got in zip(videos, media.decode_many(videos, interval)):
+            want = _one_at_a_time(media.decode, path, interval, info)
+            if isinstance(want, media.MediaError):  # the 0.5 s clip
+                assert isinstance(got, media.MediaError) and str(got) == str(want)
+                assert "shorter (0.500 s)" in str(got)
+                continue
+            for a, b in zip(got, want):
+                np.testing.assert_array_equal(a, b)
+            assert got[3] == want[3] == (path.name != "mute.mp4")
+
+
+def test_a_failing_shared_decode_falls_back_to_one_video_at_a_time(tmp_path, monkeypatch):
+    paths = [make_video(tmp_path / f"v{k}.mp4", size="64x48", tone_hz=300 + 100 * k)
+             for k in range(3)]
+    videos = list(zip(paths, media.probe_many(paths)))
+
+    def failing(input_args, outputs):
+        raise media.MediaError("cannot decode (a stand-in for one bad input)")
+
+    monkeypatch.setattr(media, "_ffmpeg_to_pipes", failing)
+    for (path, info), got in zip(videos, media.decode_many(videos, 0.48)):
+        for a, b in zip(got, media.decode(path, 0.48, info)):
+            np.testing.assert_array_equal(a, b)

@@ -258,3 +258,18 @@ def test_tf_stand_in_front_end_equals_the_numpy_front_end(model):
     np.testing.assert_allclose(stand_in, frontend.log_mel_spectrogram(x, model), rtol=0,
                                atol=1e-9)
     assert np.abs(stand_in - frontend.log_mel_spectrogram(x, other)).max() > 1.0
+
+
+def test_log_mel_in_row_blocks_equals_the_one_product_bit_for_bit():
+    """The mel product is taken a few STFT frames at a time (so BLAS keeps it in the calling
+    thread); its values are those of the one product, for any number of frames."""
+    rng = np.random.default_rng(5)
+    weights = frontend.mel_matrix("yamnet")
+    for n_frames in [*range(0, 48), 97, 298, 1001]:
+        spectrum = np.abs(rng.standard_normal((n_frames, weights.shape[0])))
+        np.testing.assert_array_equal(frontend._matmul_in_blocks(spectrum, weights),
+                                      spectrum @ weights)
+    x = (0.1 * rng.standard_normal(16_000 * 3)).astype(np.float32)
+    spectrum = frontend.stft_magnitude(x, "vggish")
+    np.testing.assert_array_equal(frontend.log_mel_spectrogram(x, "vggish"),
+                                  np.log(spectrum @ frontend.mel_matrix("vggish") + 0.01))

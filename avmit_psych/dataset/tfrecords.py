@@ -76,7 +76,11 @@ def released_feature_spec():
 # --------------------------------------------------------------------------------------------
 def serialize_example(filename: str, label: str, audio: np.ndarray,
                       visual: np.ndarray) -> bytes:
-    """One SequenceExample in the released layout, serialised."""
+    """One SequenceExample in the released layout, serialised.
+
+    Deterministically: protobuf writes map fields (the features by name) in an order of its
+    own per process unless asked not to, and the same embeddings must give the same bytes
+    whichever process (or Dask worker) writes them."""
     tf = _tf.tensorflow()
     audio = np.ascontiguousarray(audio, dtype="<f4")
     visual = np.ascontiguousarray(visual, dtype="<f4")
@@ -93,7 +97,7 @@ def serialize_example(filename: str, label: str, audio: np.ndarray,
         lists["audio"].feature.add().bytes_list.value.append(row.tobytes())
     for row in visual:
         lists["visual_object"].feature.add().bytes_list.value.append(row.tobytes())
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)
 
 
 def write_example(path, filename: str, label: str, audio: np.ndarray,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .. import _cluster
 from .._cli import Formatter, dispatch, run
 from ..dataset import schema
 
@@ -28,6 +29,11 @@ handle, a local SavedModel folder, a .weights.h5 file for the built-in architect
 Finished videos are skipped when the command runs again. The run report
 (OUT/extract_report.csv unless --report) lists every video and every failure with its reason;
 the exit code is 1 if any video failed.
+
+On several processes or machines (Dask): --cluster local:4 starts 4 worker processes here;
+--scheduler tcp://HOST:8786 joins a running `dask scheduler` whose `dask worker`s see the same
+paths. Videos go out in shards of --shard-size; each worker builds the models once; the
+TFRecords and the report are the same as on one machine. See README.md, "On a Dask cluster".
 """
 
 
@@ -47,12 +53,14 @@ def build_parser():
     e.add_argument("--audio-model", metavar="HANDLE|random",
                    help="default: the TF Hub model of --audio")
     e.add_argument("--visual-weights", default="imagenet", metavar="PATH|imagenet|random")
-    e.add_argument("--workers", type=int, default=2, help="decoding threads")
+    e.add_argument("--workers", type=int, default=2,
+                   help="decoding threads (on Dask: one per worker process)")
     e.add_argument("--batch-frames", type=int, default=64,
                    help="frames per visual model call (across videos)")
     e.add_argument("--seed", type=int, default=0, help="seed of random weights")
     e.add_argument("--report", type=Path, metavar="CSV")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cluster.add_arguments(e, shard_size=16, unit="videos")
     e.set_defaults(handler=_extract)
 
     p = sub.add_parser(
@@ -72,14 +80,24 @@ def build_parser():
 
 def _extract(args) -> int:
     from . import encoders, extract
+    cluster = _cluster.from_arguments(args)
     extract.check_pairing(args.audio, args.visual)
     jobs = extract.plan(args.csv, args.videos)
-    # models are loaded (and weights checked) before any video is touched
-    audio = encoders.AudioEncoder.load(args.audio, args.audio_model or HUB_HANDLES[args.audio],
-                                       seed=args.seed)
-    visual = encoders.VisualEncoder.load(args.visual, args.visual_weights, seed=args.seed)
-    report = extract.extract(jobs, audio, visual, args.out, workers=args.workers,
-                             batch_frames=args.batch_frames, progress=not args.quiet)
+    if cluster is not None:  # each worker builds the models for its first shard
+        spec = extract.EncoderSpec(args.audio, args.audio_model or HUB_HANDLES[args.audio],
+                                   args.visual, args.visual_weights, args.seed)
+        report = extract.extract_on_dask(jobs, spec, args.out, cluster,
+                                         shard_size=args.shard_size,
+                                         batch_frames=args.batch_frames, retries=args.retries,
+                                         progress=not args.quiet)
+    else:
+        # models are loaded (and weights checked) before any video is touched
+        audio = encoders.AudioEncoder.load(args.audio,
+                                           args.audio_model or HUB_HANDLES[args.audio],
+                                           seed=args.seed)
+        visual = encoders.VisualEncoder.load(args.visual, args.visual_weights, seed=args.seed)
+        report = extract.extract(jobs, audio, visual, args.out, workers=args.workers,
+                                 batch_frames=args.batch_frames, progress=not args.quiet)
     report_path = args.report or args.out / "extract_report.csv"
     schema.write_csv(report, report_path)
     counts = report["status"].value_counts()

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import _cluster
 from .._cli import Formatter, dispatch, run
 from ..dataset import schema
 from ..dataset.schema import DatasetError
@@ -24,6 +25,11 @@ Every file is written under a temporary name and renamed when complete; running 
 command again after an interruption finishes the suite without redoing finished stimuli.
 DIR/verify.csv has every measurement; DIR/failures.csv the stimuli that could not be made.
 The manifest lists only complete, verified stimuli. Exit code 1 if anything failed.
+
+On several processes or machines (Dask): --cluster local:4 starts 4 worker processes here;
+--scheduler tcp://HOST:8786 joins a running `dask scheduler` whose `dask worker`s see the same
+paths. Source videos go out in shards of --shard-size; the files and the manifest's checksums
+are the same as on one machine. See README.md, "On a Dask cluster".
 """
 
 
@@ -38,12 +44,14 @@ def build_parser():
     g.add_argument("--videos", required=True, type=Path, metavar="ROOT")
     g.add_argument("--test-set", required=True, type=Path, metavar="test_set.csv")
     g.add_argument("--out", required=True, type=Path, metavar="DIR")
-    g.add_argument("--workers", type=int, default=2, help="worker processes")
+    g.add_argument("--workers", type=int, default=2,
+                   help="worker processes (without --scheduler/--cluster)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the noise and of the semantic-swap donors")
     g.add_argument("--no-verify", action="store_true",
                    help="skip verification (the manifest's 'verified' column stays false)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cluster.add_arguments(g, shard_size=2, unit="source videos")
     g.set_defaults(handler=_generate)
 
     v = sub.add_parser(
@@ -73,11 +81,13 @@ def build_parser():
 
 def _generate(args) -> int:
     from . import generate, suite
+    cluster = _cluster.from_arguments(args)
     s = suite.load_suite(args.suite)
     sources = generate.sources_from_test_set(args.test_set, args.videos)
     manifest, failures, verification = generate.generate(
         s, sources, args.out, seed=args.seed, workers=args.workers,
-        progress=not args.quiet, verify=not args.no_verify)
+        progress=not args.quiet, verify=not args.no_verify, cluster=cluster,
+        shard_size=args.shard_size, retries=args.retries)
     n_bad = 0 if verification is None else int((~verification["ok"]).sum())
     print(f"{len(manifest)} stimuli in {args.out / 'manifest.csv'}; {len(failures)} could not "
           f"be made; {n_bad} failed verification")
