@@ -8,6 +8,12 @@ and SHA-256; a rerun skips a journaled stimulus only when its file still has tha
 SHA-256, and makes it again otherwise (a file cut short by a power cut, say), so a killed run
 resumes and nothing broken is kept. ``manifest.csv`` is written last, atomically, and lists
 only stimuli that are complete and (unless ``verify=False``) verified.
+
+With ``cluster=`` (``--cluster local:N`` / ``--scheduler tcp://HOST:8786``) the sources still
+to do go to Dask workers in shards of ``shard_size`` sources (:mod:`avmit_psych._cluster`);
+each worker makes a shard's stimuli exactly as a local worker process would and sends the
+journal rows back, and this process journals them and writes the manifest, so the files and
+the manifest's checksums are the same as on one machine.
 """
 from __future__ import annotations
 
@@ -15,7 +21,6 @@ import json
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import _atomic
@@ -23,16 +28,15 @@ from .._atomic import atomic_path, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError
 from ..features.media import MediaError
+from . import effects as E
 from . import manipulations as M
+from .effects import SNR_CALIBRATION_DB, calibrated_audio_noise  # noqa: F401 (public here too)
 from .io import encode, read_clip
 from .suite import NEEDS_SOURCE_AUDIO, Condition, Suite, load_suite, stimulus_id, stimulus_seed
 
-MANIFEST_COLUMNS = ["stimulus_id", "path", "source_filename", "label", "manipulation", "level",
-                    "level_unit", "audio_source", "seed", "duration_s", "fps", "sample_rate",
-                    "sha256", "source_new_filename", "source_path", "audio_source_path",
-                    "noise_color", "container", "verified"]
+MANIFEST_COLUMNS = list(schema.MANIFEST_COLUMNS)
 JOURNAL = ".journal.csv"
-JOURNAL_COLUMNS = ["stimulus_id", "path", "duration_s", "fps", "sample_rate", "sha256", "size"]
+JOURNAL_COLUMNS = list(schema.STIMULUS_JOURNAL_COLUMNS)
 
 
 def sources_from_test_set(test_set_csv, videos_root) -> pd.DataFrame:
@@ -69,66 +73,22 @@ def plan(suite: Suite, sources: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: audio_noise through AAC: the encoder keeps less of the noise than of the signal at low SNR,
-#: so the noise level is corrected until the SNR measured after an AAC round trip (the very
-#: audio the file will hold) is within this many dB of the request.
-SNR_CALIBRATION_DB = 0.05
-
-
-def calibrated_audio_noise(audio, rate: int, snr_db: float, *, color: str, seed: int,
-                           audio_bitrate: str = "192k", max_rounds: int = 5):
-    """``manipulations.audio_noise`` with the noise level corrected for AAC coding."""
-    from .io import aac_roundtrip
-    target = snr_db
-    best, best_error = None, np.inf
-    added = M.unit_noise(len(audio), audio.shape[1], color, seed)
-    for _ in range(max_rounds):
-        mixed, _ = M.audio_noise(audio, rate, target, color=color, seed=seed)
-        achieved = M.measured_snr_db(aac_roundtrip(mixed, rate, audio_bitrate=audio_bitrate),
-                                     audio, rate, added_noise=added)
-        if abs(achieved - snr_db) < best_error:   # the rounds can oscillate: keep the closest
-            best, best_error = mixed, abs(achieved - snr_db)
-        if best_error <= SNR_CALIBRATION_DB:
-            break
-        target -= achieved - snr_db
-    return best
-
-
 def make_stimulus(clip, cond: Condition, seed: int, donor_clip=None, *, container: str = "mov",
                   audio_bitrate: str = "192k"):
-    """(frames, audio) of one condition from a decoded clip (``container`` 'mp4' calibrates
-    audio noise for AAC; 'mov' holds PCM, which needs no correction)."""
-    frames, audio, rate = clip.frames, clip.audio, clip.sample_rate_hz
-    m = cond.manipulation
-    if m == "none":
-        return frames, audio
-    if m == "av_offset":
-        return frames, M.av_offset(audio, rate, cond.level)
-    if m == "audio_noise":
-        if container == "mp4":
-            return frames, calibrated_audio_noise(audio, rate, cond.level, color=cond.color,
-                                                  seed=seed, audio_bitrate=audio_bitrate)
-        mixed, _ = M.audio_noise(audio, rate, cond.level, color=cond.color, seed=seed)
-        return frames, mixed
-    if m == "visual_noise":
-        return M.visual_noise(frames, cond.level, seed=seed), audio
-    if m == "blur":
-        return M.blur(frames, cond.level), audio
-    if m == "contrast":
-        return M.contrast(frames, cond.level), audio
-    if m == "semantic_swap":
-        donor = donor_clip.audio
-        if donor_clip.sample_rate_hz != rate:
-            from ..features.media import resample
-            donor = np.stack([resample(donor[:, c], donor_clip.sample_rate_hz, rate)
-                              for c in range(donor.shape[1])], axis=1)
-        donor = M.match_channels(donor, audio.shape[1])
-        return frames, M.fit_length(donor, len(audio))
-    if m == "audio_only":
-        return M.mean_grey(frames), audio
-    if m == "visual_only":
-        return frames, M.silence(audio)
-    raise ValueError(f"unknown manipulation {m}")
+    """(frames, audio) of one condition from a decoded clip: the condition's moviepy effect
+    (:mod:`.effects`, a built-in or a suite's plug-in) applied to the clip, and the composed
+    clip rendered at exact frame and sample times for :func:`.io.encode` (``container`` 'mp4'
+    calibrates audio noise for AAC; 'mov' holds PCM, which needs no correction)."""
+    source = E.from_decoded(clip)
+    donor = E.from_decoded(donor_clip) if donor_clip is not None else None
+    composed = E.apply(cond, source, seed=seed, donor=donor,
+                       aac_bitrate=audio_bitrate if container == "mp4" else None)
+    frames, audio = E.render(composed, clip.fps, len(clip.frames), clip.sample_rate_hz,
+                             len(clip.audio))
+    if frames.shape != clip.frames.shape:
+        raise ValueError(f"the effect made frames of shape {frames.shape[1:]}, the source's "
+                         f"are {clip.frames.shape[1:]}")
+    return frames, audio
 
 
 def _work_source(task: dict) -> list[dict]:
@@ -237,8 +197,17 @@ def check_done(journal: pd.DataFrame, out_dir, *, workers: int = 4) -> tuple[set
 
 
 def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed: int = 0,
-             workers: int = 2, progress: bool = True, verify: bool = True):
-    """Make (or finish) a suite. Returns (manifest, failures, verification or None)."""
+             workers: int = 2, progress: bool = True, verify: bool = True, cluster=None,
+             shard_size: int = 2, retries: int = 2):
+    """Make (or finish) a suite. Returns (manifest, failures, verification or None).
+
+    ``cluster``: None (this machine, ``workers`` processes), or ``"local:N"``, a scheduler
+    address (``"tcp://HOST:8786"``) or a ``distributed.Client``: the sources with stimuli still
+    to make go to Dask workers in shards of ``shard_size`` sources, a shard that raised is run
+    again up to ``retries`` times, and a shard that still fails has its stimuli listed in the
+    failures (a rerun makes them). The suite's folder and sources must have the same paths on
+    every worker.
+    """
     from tqdm.auto import tqdm
 
     suite = load_suite(suite) if not isinstance(suite, Suite) else suite
@@ -267,15 +236,14 @@ def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed:
     bar = tqdm(total=len(stimuli), initial=len(done), unit="stimulus", desc=suite.name,
                disable=not progress)
     if tasks:
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(_work_source, t) for t in tasks]
-            for fut in as_completed(futures):
-                rows = fut.result()
-                ok = [r for r in rows if "error" not in r]
-                failures += [r for r in rows if "error" in r]
-                if ok:
-                    _append_journal(journal_path, ok)
-                bar.update(len(rows))
+        results = (_on_processes(tasks, workers) if cluster is None else
+                   _on_dask(tasks, cluster, shard_size=shard_size, retries=retries))
+        for rows in results:  # journaled as they come, so a killed run loses little
+            ok = [r for r in rows if "error" not in r]
+            failures += [r for r in rows if "error" in r]
+            if ok:
+                _append_journal(journal_path, ok)
+            bar.update(len(rows))
     bar.close()
     journal = _read_journal(journal_path).dropna(subset=["stimulus_id", "path"])
     journal = journal.drop_duplicates("stimulus_id", keep="last")
@@ -292,6 +260,38 @@ def generate(suite: Suite | str | Path, sources: pd.DataFrame, out_dir, *, seed:
     schema.write_csv(manifest.reset_index(drop=True), out_dir / "manifest.csv")
     schema.write_csv(failures, out_dir / "failures.csv")
     return manifest.reset_index(drop=True), failures, verification
+
+
+def _on_processes(tasks: list[dict], workers: int):
+    """Each source's journal rows from a pool of ``workers`` processes, as they finish."""
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_work_source, t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def _work_shard(tasks: list[dict]) -> list[dict]:
+    """On a Dask worker: every pending stimulus of a shard of sources; rows for the journal."""
+    return [row for task in tasks for row in _work_source(task)]
+
+
+def _on_dask(tasks: list[dict], cluster, *, shard_size: int, retries: int):
+    """Each shard's journal rows from the Dask cluster, as shards finish (a failed shard: an
+    error row for each of its stimuli)."""
+    from .. import _cluster
+
+    def absolute(path) -> str:  # a worker's working folder is its own
+        return str(Path(path).absolute())
+
+    tasks = [{**t, "source_path": absolute(t["source_path"]), "out_dir": absolute(t["out_dir"]),
+              "stimuli": [{**s, "donor_path": absolute(s["donor_path"])} if "donor_path" in s
+                          else s for s in t["stimuli"]]} for t in tasks]
+    with _cluster.connect(cluster) as client:
+        for _, shard, rows, error in _cluster.run_shards(
+                client, _work_shard, _cluster.shards(tasks, shard_size), retries=retries,
+                progress=False, desc="stimuli", unit="video"):
+            yield rows if error is None else [{"stimulus_id": s["stimulus_id"], "error": error}
+                                              for t in shard for s in t["stimuli"]]
 
 
 def _manifest(stimuli: pd.DataFrame, sources: pd.DataFrame, journal: pd.DataFrame,

@@ -1,7 +1,9 @@
 """Stimulus manipulations as pure functions on arrays (librosa style: units in the names).
 
 Audio arrays are float (n_samples, n_channels) in [-1, 1] with their sample rate in Hz; frames
-are uint8 (n_frames, height, width, 3) RGB. Nothing here reads or writes files.
+are uint8 (n_frames, height, width, 3) RGB. Nothing here reads or writes files. These are the
+definitions; :mod:`.effects` wraps each as a moviepy effect (a function on a clip) that the
+suite runner composes.
 
 Definitions:
 
@@ -130,10 +132,19 @@ def visual_noise(frames: np.ndarray, pixel_sd: float, *, seed: int = 0) -> np.nd
         return frames.copy()
     out = np.empty_like(frames)
     for k, frame in enumerate(frames):
-        rng = np.random.default_rng([int(seed), k])
-        n = rng.standard_normal(frame.shape[:2])[..., None] * pixel_sd
-        out[k] = np.clip(np.rint(frame.astype(np.float64) + n), 0, 255).astype(np.uint8)
+        out[k] = visual_noise_frame(frame, pixel_sd, seed=seed, index=k)
     return out
+
+
+def visual_noise_frame(frame: np.ndarray, pixel_sd: float, *, seed: int = 0,
+                       index: int = 0) -> np.ndarray:
+    """Frame ``index`` of :func:`visual_noise` (its noise drawn with the seed (seed, index))."""
+    frame = np.asarray(frame)
+    if pixel_sd == 0:
+        return frame.copy()
+    rng = np.random.default_rng([int(seed), int(index)])
+    n = rng.standard_normal(frame.shape[:2])[..., None] * pixel_sd
+    return np.clip(np.rint(frame.astype(np.float64) + n), 0, 255).astype(np.uint8)
 
 
 def blur(frames: np.ndarray, sigma_px: float) -> np.ndarray:

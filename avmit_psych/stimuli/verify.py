@@ -16,6 +16,10 @@ Checks (tolerances in ``TOLERANCES``):
   -90 dBFS.
 - frames not meant to change (none, av_offset, audio_noise, semantic_swap, visual_only): PSNR
   against the source above 30 dB (a CRF <= 18 re-encode).
+- a plug-in (:mod:`.effects`) with a ``verify:`` function: that function's measurement of the
+  stimulus against its source (both as moviepy clips) within the suite's ``tolerance`` of the
+  requested level (text levels: equal). The plug-ins are read from the suite the folder was
+  made with (``suite.json``); a plug-in without a verifier gets the checks every stimulus gets.
 """
 from __future__ import annotations
 
@@ -24,10 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import json
+
 from .._atomic import sha256_file
 from ..features.media import MediaError
+from . import effects as E
 from . import manipulations as M
 from .io import read_clip
+from .suite import MANIPULATIONS, parse_suite
 
 TOLERANCES = {"offset_ms": 0.5, "snr_db": 0.5, "pixel_sd_rel": 0.10, "pixel_sd_abs": 1.0,
               "swap_corr": 0.99, "silence_dbfs": -90.0, "psnr_db": 30.0, "constant_levels": 2}
@@ -71,8 +79,46 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
 
 
-def verify_row(row: dict, out_dir: Path, source, donor=None) -> dict:
-    """Measure one stimulus (``source``/``donor`` are decoded :class:`~.io.Clip` objects)."""
+def _plugin_check(row: dict, cond, out, source) -> tuple[object, object, list[str]]:
+    """(measured, expected, problems) of a plug-in stimulus by the plug-in's verifier."""
+    try:
+        measure = E.load_function(cond.verifier)
+        measured = measure(E.from_decoded(out), E.from_decoded(source), seed=int(row["seed"]),
+                           **cond.params_dict)
+    except Exception as err:  # noqa: BLE001 - a verifier that fails fails the stimulus
+        return np.nan, row["level"], [f"verifier '{cond.verifier}' failed: "
+                                      f"{type(err).__name__}: {err}"]
+    try:
+        requested = float(row["level"])
+    except (TypeError, ValueError):
+        requested = str(row["level"])
+    if isinstance(requested, str):
+        ok = str(measured) == requested
+        return measured, requested, [] if ok else [f"measured {measured}, requested {requested}"]
+    measured = float(measured)
+    if not abs(measured - requested) <= cond.tolerance:
+        return measured, requested, [f"{cond.manipulation} measured {measured:.4g} "
+                                     f"{cond.unit}, requested {requested:g} "
+                                     f"(tolerance {cond.tolerance:g})"]
+    return measured, requested, []
+
+
+def suite_plugins(out_dir) -> dict:
+    """{manipulation name: its plug-in Condition} of the suite a folder was generated with
+    (from its ``suite.json``; empty if there is none)."""
+    stamp = Path(out_dir) / "suite.json"
+    if not stamp.exists():
+        return {}
+    text = json.loads(stamp.read_text()).get("suite_yaml", "")
+    if not text:
+        return {}
+    suite = parse_suite(text, stamp)
+    return {c.manipulation: c for c in suite.conditions if c.plugin}
+
+
+def verify_row(row: dict, out_dir: Path, source, donor=None, plugin=None) -> dict:
+    """Measure one stimulus (``source``/``donor`` are decoded :class:`~.io.Clip` objects;
+    ``plugin`` the :class:`~.suite.Condition` of a plug-in manipulation)."""
     result = {"stimulus_id": row["stimulus_id"], "manipulation": row["manipulation"],
               "level": row["level"], "measured": np.nan, "expected": np.nan,
               "psnr_db": np.nan, "frames": np.nan, "duration_s": np.nan, "ok": False,
@@ -146,14 +192,24 @@ def verify_row(row: dict, out_dir: Path, source, donor=None) -> dict:
         result.update(measured=dbfs, expected=TOLERANCES["silence_dbfs"])
         if dbfs >= TOLERANCES["silence_dbfs"]:
             problems.append(f"audio peaks at {dbfs:.1f} dBFS")
+    elif plugin is not None and plugin.verifier:
+        measured, expected, found = _plugin_check(row, plugin, out, source)
+        result.update(measured=measured, expected=expected)
+        problems += found
+    elif plugin is None and m not in MANIPULATIONS:
+        problems.append(f"unknown manipulation '{m}' (no plug-in of that name in the "
+                        f"folder's suite.json)")
     result["ok"] = not problems
     result["problems"] = "; ".join(problems)
     return result
 
 
-def verify_manifest(manifest: pd.DataFrame, out_dir, *, progress: bool = False) -> pd.DataFrame:
-    """Verify every row of a manifest (sources decoded once each)."""
+def verify_manifest(manifest: pd.DataFrame, out_dir, *, progress: bool = False,
+                    plugins: dict | None = None) -> pd.DataFrame:
+    """Verify every row of a manifest (sources decoded once each). ``plugins``: {manipulation
+    name: plug-in Condition}, by default those of the folder's ``suite.json``."""
     out_dir = Path(out_dir)
+    plugins = suite_plugins(out_dir) if plugins is None else plugins
     rows = []
     cache: dict[str, object] = {}
 
@@ -174,7 +230,8 @@ def verify_manifest(manifest: pd.DataFrame, out_dir, *, progress: bool = False) 
                          "level": row["level"], "ok": False,
                          "problems": f"cannot read the source: {err}"})
             continue
-        rows.append(verify_row(row, out_dir, source, donor))
+        rows.append(verify_row(row, out_dir, source, donor,
+                               plugins.get(row["manipulation"])))
     table = pd.DataFrame(rows)
     order = {sid: i for i, sid in enumerate(manifest["stimulus_id"])}
     return table.sort_values("stimulus_id", key=lambda s: s.map(order)).reset_index(drop=True)
