@@ -10,27 +10,44 @@ video gets its raters. Every trial is appended (and fsynced) to
 ``<data-dir>/sub-<id>_ses-<n>_task-annotation_beh.csv`` (raw-ratings layout) before the next one;
 training and screening go to ``..._task-annotationtraining`` / ``...screening``. Escape saves
 and exits; running the same command again resumes. Headless: see the README (Xvfb + ALSA null).
+
+The assignment database is ``<data-dir>/annotation.sqlite`` unless ``--db`` (or the config's
+``database``) names another: a SQLite path or URL, or ``postgresql://user@host/dbname`` for the
+cubicles of a lab sharing one server. A video taken by a session is leased to it for
+``--lease-minutes`` (config ``lease_minutes``, default 30): a crashed cubicle's video goes back
+to the pool when its lease expires.
+
+The trials, their data rows and the session are defined in ``avmit_psych.experiments.
+annotation`` (``AnnotationTrial``, ``AnnotationSession``); this script reads the arguments and
+the config, opens the window and runs the session with the PsychoPy screen.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from avmit_psych._cli import run  # noqa: E402
 from avmit_psych.dataset.schema import DatasetError  # noqa: E402
 from avmit_psych.experiments import annotation as A  # noqa: E402
-from avmit_psych.experiments.assignment import AssignmentDB, Video  # noqa: E402
-from avmit_psych.experiments.datafile import TrialWriter, check_participant, check_session  # noqa: E402
-from avmit_psych.features.media import MediaError  # noqa: E402
+from avmit_psych.experiments.assignment import (DEFAULT_LEASE_S, AssignmentDB,  # noqa: E402
+                                                 database_url)
+from avmit_psych.experiments.datafile import check_participant, check_session  # noqa: E402
+
+
+def positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of minutes")
+    return value
 
 
 def parse_args(argv=None):
@@ -47,6 +64,14 @@ def parse_args(argv=None):
     p.add_argument("--windowed", action="store_true", help="not full screen")
     p.add_argument("--screenshots", type=Path, help="save screenshots of each screen here")
     p.add_argument("--monitor", help="PsychoPy monitor profile (overrides the config)")
+    p.add_argument("--db", metavar="URL",
+                   help="assignment database: sqlite:///path (or a path), or "
+                        "postgresql://user@host:port/dbname shared by several cubicles "
+                        "(default: the config's database, else <data-dir>/annotation.sqlite)")
+    p.add_argument("--lease-minutes", type=positive_minutes, metavar="MIN",
+                   help="a taken video returns to the pool this long after its session last "
+                        "renewed it, e.g. when the cubicle crashed (default: the config's "
+                        f"lease_minutes, else {DEFAULT_LEASE_S / 60:g})")
     return p.parse_args(argv)
 
 
@@ -58,6 +83,7 @@ def load_config(path: Path) -> dict:
     from avmit_psych.experiments.audio import read_audio_config
     cfg["audio"] = read_audio_config(cfg.get("audio"), path=path)  # a bad audio.* stops here
     cfg["_dir"] = path.parent
+    cfg["_path"] = path
     return cfg
 
 
@@ -66,38 +92,32 @@ def resolve(cfg: dict, key: str):
     return None if value in (None, "") else (cfg["_dir"] / value)
 
 
-def pools(cfg: dict, data_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
-    """The pool, training and screening tables with absolute video paths (demo pool if the
-    config names none or its files are absent)."""
-    from avmit_psych.experiments.demo_pool import ensure_demo_pool
-    names = {"pool": "pool_csv", "training": "training_csv", "screening": "screening_csv"}
-    given = {k: resolve(cfg, v) for k, v in names.items()}
-    if given["pool"] is None or not given["pool"].exists():
-        given = ensure_demo_pool(data_dir / "demo_pool", seed=0)
-        root = data_dir / "demo_pool"
-    else:
-        root = resolve(cfg, "videos_root") or given["pool"].parent
-    out = {}
-    for key, path in given.items():
-        if path is None or not Path(path).exists():
-            out[key] = pd.DataFrame()
-            continue
-        table = pd.read_csv(path, keep_default_na=False)
-        table["path"] = [str(p if Path(p).is_absolute() else Path(root) / p)
-                         for p in table["path"]]
-        missing = [p for p in table["path"] if not Path(p).exists()]
-        if missing:
-            raise DatasetError(f"{len(missing)} video files are missing (first: {missing[0]})",
-                               path=path, column="path", fix="check videos_root in the config")
-        out[key] = table
-    return out
-
-
-def as_video(row) -> Video:
-    gt = row.get("ground_truth", "")
-    return Video(str(row["filename"]), str(row["AVMIT_label"]), str(row["MIT_label"]),
-                 str(row["video_location"]), str(row["path"]),
-                 None if gt in ("", None) or pd.isna(gt) else int(gt))
+def store_settings(args, cfg: dict) -> tuple[str, float]:
+    """The assignment database's URL and the lease in seconds: the flags, else the config's
+    ``database`` and ``lease_minutes``, else ``<data-dir>/annotation.sqlite`` and 30 min."""
+    config = cfg.get("_path", "the config")
+    db = args.db or cfg.get("database") or Path(args.data_dir) / "annotation.sqlite"
+    if not args.db and cfg.get("database") and "://" not in str(cfg["database"]):
+        db = resolve(cfg, "database")   # a plain path in the config: relative to the config
+    try:
+        url = database_url(db)
+    except DatasetError as err:
+        raise DatasetError(err.problem, path="--db" if args.db else config,
+                           column=None if args.db else "database", fix=err.fix) from None
+    minutes = args.lease_minutes
+    if minutes is None:
+        minutes = cfg.get("lease_minutes")
+        minutes = DEFAULT_LEASE_S / 60 if minutes in (None, "") else minutes
+        try:
+            minutes = float(minutes)
+        except (TypeError, ValueError):
+            minutes = float("nan")
+        if not minutes > 0:
+            raise DatasetError(f"lease_minutes {cfg.get('lease_minutes')!r} is not a positive "
+                               "number", path=config, column="lease_minutes",
+                               fix="give the minutes a taken video stays with its session, "
+                                   "e.g. 30")
+    return url.render_as_string(hide_password=False), float(minutes) * 60
 
 
 def ask_participant(args):
@@ -111,154 +131,46 @@ def ask_participant(args):
     return info["participant"], info["session"]
 
 
-def open_window(cfg: dict, args):
-    from avmit_psych.experiments import headless
-    headless.prepare_audio(null_device=args.simulate is not None)
-    if not headless.display_available():
-        raise DatasetError(headless.headless_error_message())
-    from avmit_psych.experiments import audio
-    audio.session_output(cfg["audio"])  # the videos' sound: the configured backend
-    from psychopy import visual
-    w = cfg.get("window", {})
-    return visual.Window(size=w.get("size", [1280, 800]), fullscr=w.get("fullscr", True) and
-                         not args.windowed, monitor=args.monitor or w.get("monitor", "testMonitor"),
-                         color=w.get("color", [-1, -1, -1]), units="pix", winType="pyglet",
-                         allowGUI=args.windowed)
-
-
-def log_failure(data_dir, participant, session, video, err) -> None:
-    """Append a video that could not be played to the session's error log (fsynced)."""
-    import csv
-    import os
-    import time
-    path = Path(data_dir) / f"sub-{participant}_ses-{session}_annotation-errors.csv"
-    new = not path.exists()
-    with open(path, "a", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        if new:
-            w.writerow(["timestamp", "filename", "path", "error"])
-        w.writerow([time.strftime("%Y-%m-%dT%H:%M:%S"), video.filename, video.path,
-                    f"{type(err).__name__}: {err}"])
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def block(name, table, screen, writer, participant, session, bonus, start_trial):
-    """Training or screening: every video of the table once; rows already written skipped."""
-    done = set(writer.completed["filename"]) if len(writer.completed) else set()
-    rows = [dict(r) for r in writer.completed.to_dict("records")]
-    trial = start_trial
-    for row in table.to_dict("records"):
-        trial += 1
-        if row["filename"] in done:
-            continue
-        t = A.AnnotationTrial(as_video(row), name, expected_rating=int(row["expected_rating"]),
-                              reasoning=str(row.get("reasoning", "")))
-        out = t.run(screen, participant=participant, session=session, trial=trial, bonus=bonus)
-        writer.write(out)
-        rows.append(out)
-    return rows
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config)
+    db_url, lease_s = store_settings(args, cfg)   # a bad --db stops here, nothing touched
+    settings = A.AnnotationSettings.from_config(cfg, path=args.config)
     participant, session = ask_participant(args)
     participant, session = check_participant(participant), check_session(session)
     data_dir = args.data_dir
-    cols = A.ROW_COLUMNS
     # the writers take the session's locks before anything is read or written: a second
     # launch for the same participant and session stops here, changing nothing
-    main_writer = TrialWriter(data_dir, participant, session, "annotation", cols)
-    training = TrialWriter(data_dir, participant, session, "annotationtraining", cols)
-    screening = TrialWriter(data_dir, participant, session, "annotationscreening", cols)
-    tables = pools(cfg, data_dir, args.simulate or 0)
-    simulator = A.SimulatedRater(args.simulate) if args.simulate is not None else None
-    true_ratings = {}
-    for t in tables.values():
-        if "true_rating" in t:
-            true_ratings.update(zip(t["filename"], t["true_rating"].astype(int)))
-    db = AssignmentDB(data_dir / "annotation.sqlite",
-                      raters_per_video=int(cfg.get("raters_per_video", 3)))
-    db.add_videos(tables["pool"], seed=0)
-    # a crash between writing a row and recording it in the database is mended here
-    if len(main_writer.completed):
-        db.reconcile(participant, session, dict(zip(main_writer.completed["filename"],
-                                                    main_writer.completed["rating"].astype(int))))
-    bonus = A.BonusCounter(int(cfg.get("bonus_pence", 10)), db.matches(participant))
-    win = open_window(cfg, args)
-    from avmit_psych.experiments import audio
-    from avmit_psych.experiments.study import update_sidecar
-    update_sidecar(main_writer.path, participant=participant, session=session,
-                   task="annotation", **audio.session_output().facts())
-    from avmit_psych.experiments.screens import AnnotationScreen, Screenshots
-    screen = AnnotationScreen(win, fast=args.fast, simulator=simulator,
-                              true_ratings=true_ratings,
-                              screenshots=Screenshots(win, args.screenshots),
-                              video_bottom_left=tuple(cfg.get("window", {}).get(
-                                  "video_bottom_left", (40, 40))))
-    status = "complete"
+    writers = A.open_writers(data_dir, participant, session)
+    tables = A.load_tables(data_dir, pool_csv=resolve(cfg, "pool_csv"),
+                           training_csv=resolve(cfg, "training_csv"),
+                           screening_csv=resolve(cfg, "screening_csv"),
+                           videos_root=resolve(cfg, "videos_root"))
+    db = AssignmentDB(db_url, raters_per_video=settings.raters_per_video, lease_s=lease_s)
+    instructions = resolve(cfg, "instructions")
+    annotation = A.AnnotationSession(
+        writers, db=db, tables=tables, participant=participant, session=session,
+        settings=settings, seed=args.simulate or 0, fast=args.fast,
+        instructions=instructions.read_text(encoding="utf-8")
+        if instructions and instructions.exists() else None)
+    from avmit_psych.experiments import screens
+    win = None
     try:
-        instructions = resolve(cfg, "instructions")
-        if instructions and instructions.exists() and not len(main_writer.completed):
-            screen.show_message(instructions.read_text(encoding="utf-8"))
-        earlier_screen = list(Path(data_dir).glob(
-            f"sub-{participant}_ses-*_task-annotationscreening*_beh.csv.done"))
-        if not earlier_screen:
-            if len(tables["training"]):
-                block("training", tables["training"], screen, training, participant, session,
-                      bonus, 0)
-                training.finish()
-            if len(tables["screening"]):
-                rows = block("screening", tables["screening"], screen, screening, participant,
-                             session, bonus, 0)
-                n = len(tables["screening"])
-                mark = math.ceil(int(cfg.get("screening_pass_mark", 38)) * n /
-                                 int(cfg.get("screening_of", 41)) - 1e-9)
-                result = A.screening_result(rows, pass_mark=mark)
-                screening.finish()
-                if not result.passed:
-                    status = "screening_failed"
-                    screen.show_message(f"Screening: {result.n_correct} of {result.n_trials} "
-                                        "matched. Thank you for your time.")
-                    return 0
-        trial = len(main_writer.completed)
-        per_block = int(cfg.get("trials_per_block", 50))
-        max_trials = cfg.get("max_trials")
-        rng = np.random.default_rng([args.simulate or 0, session, 67])
-        failed: set[str] = set()
-        while max_trials is None or trial < int(max_trials):
-            want_gt = rng.random() < float(cfg.get("ground_truth_rate", 0.05))
-            video = db.next_video(participant, session, ground_truth=want_gt, exclude=failed)
-            if video is None:
-                break
-            try:
-                row = A.AnnotationTrial(video, "main").run(screen, participant=participant,
-                                                           session=session, trial=trial + 1,
-                                                           bonus=bonus)
-            except (MediaError, RuntimeError, OSError) as err:
-                # a video that fails mid-session: logged, given back, the session goes on
-                log_failure(data_dir, participant, session, video, err)
-                db.release(video.filename, participant)
-                failed.add(video.filename)
-                continue
-            trial += 1
-            main_writer.write(row)
-            db.complete(video.filename, participant, row["rating"])
-            if trial % per_block == 0:
-                screen.show_message(f"Time for a break. {trial} videos rated so far.")
-        screen.show_message("Thank you! This session is complete.", wait=not args.fast)
-        main_writer.finish()
-    except A.Aborted:
-        status = "aborted"
+        output = screens.prepare_devices(cfg["audio"], null_device=args.simulate is not None)
+        win = screens.open_window(cfg.get("window"), windowed=args.windowed,
+                                  monitor=args.monitor)
+        annotation.record(**output.facts())   # the videos' sound: its facts in the sidecar
+        simulator = A.SimulatedRater(args.simulate) if args.simulate is not None else None
+        screen = screens.AnnotationScreen(
+            win, fast=args.fast, simulator=simulator, true_ratings=A.true_ratings(tables),
+            screenshots=screens.Screenshots(win, args.screenshots),
+            video_bottom_left=tuple(cfg.get("window", {}).get("video_bottom_left", (40, 40))))
+        status = annotation.run(screen)
     finally:
-        for w in (training, screening, main_writer):
-            w.close()
-        (Path(data_dir) / f"sub-{participant}_ses-{session}_annotation-status.txt").write_text(
-            status + "\n")
-        win.close()
-        audio.close_session_output()
-    print(f"{status}: data in {main_writer.path}")
+        for writer in writers.values():   # closed by run(); here when the window never opened
+            writer.close()
+        screens.close_devices(win)
+    print(f"{status}: data in {writers['annotation'].path}")
     return 0
 
 

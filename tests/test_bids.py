@@ -278,7 +278,7 @@ def test_a_column_outside_the_contract_is_kept_with_a_generic_description(tmp_pa
 
 
 def test_the_instructions_are_the_ones_the_experiment_shows():
-    script = (REPO / "experiments" / "human_vs_dnn.py").read_text()
+    script = (REPO / "avmit_psych" / "experiments" / "human_vs_dnn.py").read_text()
     for sentence in ("Watch and listen to each short video, then answer.", "Which action was it?",
                      "Which action was it? Click it (or press its key), then OK.",
                      "Do sound and picture show the same action?", "F = same     J = different"):

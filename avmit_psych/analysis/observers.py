@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..dataset import schema
 from ..dataset.schema import DatasetError, read_csv
 
 OBSERVER_COLUMNS = ["observer", "observer_type", "file", "task", "stimulus_id", "label",
@@ -46,12 +47,10 @@ TIMING_COLUMNS = ["observer", "file", "stimulus_id", "condition", "timing_ok", *
 #: a second showing of a stimulus, beside the first (measured) showing's answer
 REPEAT_COLUMNS = ["observer", "observer_type", "file", "stimulus_id", "condition", "label",
                   "first_response", "first_correct", "response", "correct"]
-TRIALS_COLUMNS = ("participant", "session", "task", "block", "trial", "stimulus_id", "label",
-                  "manipulation", "level", "response", "correct", "rt")
-PREDICTIONS_COLUMNS = ("model", "stimulus_id", "label", "manipulation", "level", "response",
-                       "correct")
-TOOLBOX_COLUMNS = ("subj", "session", "trial", "rt", "object_response", "category", "condition",
-                   "imagename")
+#: the columns each layout read here must have (the schema module's contracts)
+TRIALS_COLUMNS = schema.TRIALS_REQUIRED
+PREDICTIONS_COLUMNS = schema.PREDICTIONS_REQUIRED
+TOOLBOX_COLUMNS = schema.MODEL_VS_HUMAN_COLUMNS
 LAYOUTS = {"trials": TRIALS_COLUMNS, "predictions": PREDICTIONS_COLUMNS,
            "model-vs-human": TOOLBOX_COLUMNS}
 #: the correspondence task's answer key is same/different for humans and SAVC models alike;
@@ -221,7 +220,9 @@ def _as_bool(series: pd.Series, path, column: str) -> np.ndarray:
 
 def _closest_missing(columns) -> tuple[str, list[str]]:
     present = set(columns)
-    name, required = max(LAYOUTS.items(), key=lambda kv: len(set(kv[1]) & present))
+    # the layout with most of its columns present; on a tie, the one missing fewest
+    name, required = max(LAYOUTS.items(), key=lambda kv: (len(set(kv[1]) & present),
+                                                          -len(set(kv[1]) - present)))
     return name, [c for c in required if c not in present]
 
 

@@ -1,7 +1,9 @@
 """Column specifications and validation for every AVMIT CSV, in one place.
 
 The class lists, the relabelling table and the column names of every file layout the toolkit
-reads or writes live here and nowhere else. Reading goes through :func:`read_csv`, which
+reads or writes live here and nowhere else (the ``*_COLUMNS`` and ``*_REQUIRED`` constants,
+indexed by :data:`CONTRACTS`; tests/test_contracts.py fails on a copy in another module), as
+do the descriptions of the data files' columns. Reading goes through :func:`read_csv`, which
 accepts a UTF-8 byte-order mark and CRLF line endings, and raises :class:`DatasetError` with
 the file, the row and the column at fault for anything else that is off.
 
@@ -196,18 +198,131 @@ GROUND_TRUTH = Layout("ground-truth ratings", (Column("filename"), Column("ratin
 
 LAYOUTS = (RAW_RATINGS, VIDEO_RATINGS, TEST_SET, AVMIT_TRAIN, MIT16_TRAIN)
 
+
+# --------------------------------------------------------------------------------------------
+# Column lists: every table passed between stages (ARCHITECTURE.md "Data contracts").
+# ``*_REQUIRED`` is what a reader insists on (the contract's names: never renamed);
+# ``*_COLUMNS`` is what our writers write, in that order (columns may be added at the end).
+# Every writer and reader imports these; tests/test_contracts.py fails when a module types a
+# copy. Analysis results (accuracy tables, fits, ...) are laid out by the function returning
+# them.
+# --------------------------------------------------------------------------------------------
+#: Raw ratings: the released columns (required), then what our annotation task adds.
+RAW_RATINGS_REQUIRED: tuple[str, ...] = tuple(RAW_RATINGS.required)
+RAW_RATINGS_COLUMNS: tuple[str, ...] = tuple(RAW_RATINGS.names)
+#: The columns that name a video in the released files (raw ratings start with them).
+VIDEO_COLUMNS: tuple[str, ...] = RAW_RATINGS_COLUMNS[:4]
+VIDEO_RATINGS_COLUMNS: tuple[str, ...] = tuple(VIDEO_RATINGS.names)
+TEST_SET_COLUMNS: tuple[str, ...] = tuple(TEST_SET.names)
+
+#: The annotation task's video pool (``pool_csv`` of experiments/annotation.yaml): the videos
+#: to rate and their files; an optional ``ground_truth`` rating marks a check video.
+ANNOTATION_POOL_COLUMNS: tuple[str, ...] = (*VIDEO_COLUMNS, "path")
+
+#: What the player measured of a playback, in ``PlaybackReport.to_row`` order
+#: (experiments.player); every trial row of both experiments carries these.
+PLAYBACK_COLUMNS: tuple[str, ...] = (
+    "onset", "dropped_frames", "frames_shown", "av_onset_asynchrony_ms", "playback_s",
+    "planned_offset_ms", "latency_ms", "scheduled_lead_ms", "audio_start_error_ms",
+    "frame_interval_sd_ms", "timing_ok", "audio_backend")
+#: The audio-schedule timing columns, appended after the older columns of the trial rows.
+TIMING_COLUMNS: tuple[str, ...] = PLAYBACK_COLUMNS[5:]
+
+#: The annotation task's rows (``task-annotation*`` files): raw ratings first, so
+#: ``ratings aggregate`` reads the file as it is, then the task's additions.
+ANNOTATION_ROW_COLUMNS: tuple[str, ...] = (
+    *RAW_RATINGS_COLUMNS, "block", "early_presses", "bonus_match", "bonus_pence", "onset",
+    "frames_shown", "dropped_frames", "av_onset_asynchrony_ms", "playback_s",
+    "expected_rating", "correct", "error", *TIMING_COLUMNS)
+
+#: Stimulus manifest (``manifest.csv`` of a suite): one row per stimulus. The contract...
+MANIFEST_REQUIRED: tuple[str, ...] = (
+    "stimulus_id", "path", "source_filename", "label", "manipulation", "level", "level_unit",
+    "audio_source", "seed", "duration_s", "fps", "sample_rate", "sha256")
+#: ...then what ``stimuli generate`` adds: the sources' files (``stimuli verify`` re-reads
+#: them), the noise colour, the container and whether verification passed.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    *MANIFEST_REQUIRED, "source_new_filename", "source_path", "audio_source_path",
+    "noise_color", "container", "verified")
+#: Manifest text that cannot be empty (``level``, ``level_unit`` and ``audio_source`` can: no
+#: level, no unit, no sound).
+MANIFEST_NON_EMPTY: tuple[str, ...] = ("stimulus_id", "path", "source_filename", "label",
+                                       "manipulation", "sha256")
+#: The generator's journal (``.journal.csv`` in a suite folder, one row appended per written
+#: stimulus, so an interrupted run resumes): what it measured of each file.
+STIMULUS_JOURNAL_COLUMNS: tuple[str, ...] = ("stimulus_id", "path", "duration_s", "fps",
+                                             "sample_rate", "sha256", "size")
+
 #: A study plan (``python -m avmit_psych.experiments plan``): one row per planned trial, in
 #: presentation order; written by experiments.plan, read by every session of the study.
-STUDY_PLAN_COLUMNS = ("list", "session", "position", "block", "task", "stimulus_id", "path",
-                      "source_filename", "label", "manipulation", "level", "level_unit",
-                      "audio_source", "duration_s", "repeat", "break_before", "suite_root")
+STUDY_PLAN_COLUMNS: tuple[str, ...] = (
+    "list", "session", "position", "block", "task", "stimulus_id", "path", "source_filename",
+    "label", "manipulation", "level", "level_unit", "audio_source", "duration_s", "repeat",
+    "break_before", "suite_root")
+#: The manifest columns a plan copies into each of its rows (so the manifest must have them).
+STUDY_PLAN_FROM_MANIFEST: tuple[str, ...] = tuple(c for c in STUDY_PLAN_COLUMNS
+                                                  if c in MANIFEST_REQUIRED)
+
+#: The stimulus shown and its condition, as trials and predictions record them.
+STIMULUS_COLUMNS: tuple[str, ...] = ("stimulus_id", "label", "manipulation", "level")
+#: What trials and predictions share, so compare stacks humans and models.
+OBSERVATION_COLUMNS: tuple[str, ...] = (*STIMULUS_COLUMNS, "response", "correct")
+#: Trials of the human-vs-DNN experiment (one row per trial): the contract compare reads...
+TRIALS_REQUIRED: tuple[str, ...] = ("participant", "session", "task", "block", "trial",
+                                    *OBSERVATION_COLUMNS, "rt")
+#: ...and every column the experiment writes, in order (experiments.human_vs_dnn).
+TRIALS_COLUMNS: tuple[str, ...] = (
+    *TRIALS_REQUIRED, "rt_from_onset", "onset", "frames_shown", "dropped_frames",
+    "av_onset_asynchrony_ms", "playback_s", "repeat", "audio_source", "error", "list",
+    "position", *TIMING_COLUMNS)
+#: Predictions (one row per model x stimulus), followed by ``p_<class>`` probabilities.
+PREDICTIONS_COLUMNS: tuple[str, ...] = ("model", *OBSERVATION_COLUMNS)
+PREDICTIONS_REQUIRED: tuple[str, ...] = PREDICTIONS_COLUMNS
+
+#: The headphone screen's trials (``task-headphonecheck`` files, experiments.headphones).
+HEADPHONE_CHECK_COLUMNS: tuple[str, ...] = (
+    "participant", "session", "test", "attempt", "trial", "order", "target", "response",
+    "correct", "rt", "stimulus_seed")
+#: Files from before the Huggins test have no ``stimulus_seed``.
+HEADPHONE_CHECK_REQUIRED: tuple[str, ...] = HEADPHONE_CHECK_COLUMNS[:-1]
+
+#: The model-vs-human toolbox's raw data (Geirhos et al.), which compare also reads.
+MODEL_VS_HUMAN_COLUMNS: tuple[str, ...] = ("subj", "session", "trial", "rt", "object_response",
+                                           "category", "condition", "imagename")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A table layout by its ARCHITECTURE.md name: what readers require, what writers write."""
+
+    name: str
+    required: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+#: Every column list above, by layout.
+CONTRACTS: dict[str, Contract] = {c.name: c for c in (
+    Contract("raw ratings", RAW_RATINGS_REQUIRED, RAW_RATINGS_COLUMNS),
+    Contract("video ratings", VIDEO_RATINGS_COLUMNS, VIDEO_RATINGS_COLUMNS),
+    Contract("test set", TEST_SET_COLUMNS, TEST_SET_COLUMNS),
+    Contract("annotation pool", ANNOTATION_POOL_COLUMNS, ANNOTATION_POOL_COLUMNS),
+    Contract("annotation rows", RAW_RATINGS_REQUIRED, ANNOTATION_ROW_COLUMNS),
+    Contract("stimulus manifest", MANIFEST_REQUIRED, MANIFEST_COLUMNS),
+    Contract("stimulus journal", STIMULUS_JOURNAL_COLUMNS, STIMULUS_JOURNAL_COLUMNS),
+    Contract("study plan", STUDY_PLAN_COLUMNS, STUDY_PLAN_COLUMNS),
+    Contract("trials", TRIALS_REQUIRED, TRIALS_COLUMNS),
+    Contract("predictions", PREDICTIONS_REQUIRED, PREDICTIONS_COLUMNS),
+    Contract("headphone check", HEADPHONE_CHECK_REQUIRED, HEADPHONE_CHECK_COLUMNS),
+    Contract("model-vs-human", MODEL_VS_HUMAN_COLUMNS, MODEL_VS_HUMAN_COLUMNS),
+)}
 
 
 # --------------------------------------------------------------------------------------------
 # Column descriptions: what each column of a behavioural data file means, its unit and its
 # levels. The BIDS sidecars (``python -m avmit_psych.experiments bids``) are generated from
-# these tables, so a column added to a data file needs its entry here (a test checks every
-# column the experiments write); a column with no entry is exported with a generic one.
+# these tables. Each table is keyed by its layout's column list above, in that order: a column
+# added to the list needs its entry here (else this module does not import), and an entry
+# needs its column. A column a file has beyond its layout is exported with a generic entry.
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ColumnDescription:
@@ -232,6 +347,16 @@ def _bool_levels(true: str, false: str) -> dict:
     return {"True": true, "False": false}
 
 
+def _described(columns: tuple[str, ...], descriptions: dict) -> dict[str, ColumnDescription]:
+    """``descriptions`` in the order of a layout's ``columns``: one entry per column, no more."""
+    missing = [c for c in columns if c not in descriptions]
+    extra = [c for c in descriptions if c not in columns]
+    if missing or extra:
+        raise ValueError(f"column descriptions do not match the layout: no entry for "
+                         f"{missing}, an entry but no column for {extra}")
+    return {c: descriptions[c] for c in columns}
+
+
 #: Manipulations (ARCHITECTURE "stimulus manifest") and the unit of their levels.
 MANIPULATION_LEVELS = {
     "none": "the source video, unmanipulated",
@@ -254,9 +379,8 @@ _CLASS_LEVELS["*"] = "the action class '{value}'"
 _SAME_DIFFERENT = {"same": "sound and picture show the same action",
                    "different": "the sound comes from another action class (semantic swap)"}
 
-#: The trials of the human-vs-DNN experiment (``experiments/human_vs_dnn.py``; one row per
-#: trial; the core columns are the trials contract of ARCHITECTURE.md, the rest timing).
-TRIALS_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
+#: The trials of the human-vs-DNN experiment (:data:`TRIALS_COLUMNS`).
+TRIALS_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = _described(TRIALS_COLUMNS, {
     "participant": ColumnDescription(
         "Participant id as the experiment recorded it (the source id). The BIDS label "
         "(sub-<label>) keeps only its letters and digits; participants.tsv maps one to the "
@@ -361,10 +485,10 @@ TRIALS_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
         "The audio backend that played the sound.", "category",
         levels={"ptb": "PsychToolbox (PsychPortAudio)", "sounddevice": "sounddevice (PortAudio)",
                 "*": "the audio backend '{value}'"}),
-}
+})
 
-#: The headphone screen's trials (``task-headphonecheck`` data files, experiments.headphones).
-HEADPHONE_CHECK_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
+#: The headphone screen's trials (:data:`HEADPHONE_CHECK_COLUMNS`).
+HEADPHONE_CHECK_COLUMN_DESCRIPTIONS = _described(HEADPHONE_CHECK_COLUMNS, {
     "participant": TRIALS_COLUMN_DESCRIPTIONS["participant"],
     "session": TRIALS_COLUMN_DESCRIPTIONS["session"],
     "test": ColumnDescription(
@@ -387,7 +511,7 @@ HEADPHONE_CHECK_COLUMN_DESCRIPTIONS: dict[str, ColumnDescription] = {
     "rt": ColumnDescription("Response time from the end of the last interval.", "number", "s"),
     "stimulus_seed": ColumnDescription(
         "Seed of the trial's Huggins noise (n/a for Woods tones).", "integer"),
-}
+})
 
 #: Column descriptions by task; tasks not named here are trials of the human-vs-DNN experiment.
 BEH_COLUMN_DESCRIPTIONS = {"headphonecheck": HEADPHONE_CHECK_COLUMN_DESCRIPTIONS}

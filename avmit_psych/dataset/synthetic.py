@@ -382,8 +382,7 @@ def comparison_stimuli(n_stimuli: int, *, classes=schema.TEST_CLASSES,
     rows = [(f"{classes[i % len(classes)]}/{classes[i % len(classes)]}_{i // len(classes) + 1}"
              f"__{m}{'' if level == '' else f'_{level:+g}'}", classes[i % len(classes)], m,
              level) for m, level in conditions for i in range(per)]
-    return pd.DataFrame(rows[:n_stimuli], columns=["stimulus_id", "label", "manipulation",
-                                                   "level"])
+    return pd.DataFrame(rows[:n_stimuli], columns=list(schema.STIMULUS_COLUMNS))
 
 
 def psychometric_p_correct(stimuli: pd.DataFrame, *, threshold_shift: float = 0.0,
@@ -454,10 +453,7 @@ def simulate_comparison(n_humans: int = 8, n_models: int = 2, n_stimuli: int = 5
         response, correct = respond(p, r)
         models.append(stim.assign(model=f"model_{m + 1:02d}", response=response,
                                   correct=correct))
-    trial_cols = ["participant", "session", "task", "block", "trial", "stimulus_id", "label",
-                  "manipulation", "level", "response", "correct", "rt"]
-    pred_cols = ["model", "stimulus_id", "label", "manipulation", "level", "response",
-                 "correct"]
+    trial_cols, pred_cols = list(schema.TRIALS_REQUIRED), list(schema.PREDICTIONS_COLUMNS)
     trials = pd.concat(humans, ignore_index=True)[trial_cols] if humans else \
         pd.DataFrame(columns=trial_cols)
     predictions = pd.concat(models, ignore_index=True)[pred_cols] if models else \

@@ -73,10 +73,10 @@ import pandas as pd
 from .. import __version__
 from .._atomic import fsync_dir, fsync_tree, make_folder
 from ..dataset.schema import (BEH_COLUMN_DESCRIPTIONS, GENERIC_COLUMN_DESCRIPTION,
-                              HEADPHONE_CHECK_COLUMN_DESCRIPTIONS, TRIALS_COLUMN_DESCRIPTIONS,
-                              ColumnDescription, DatasetError, column_descriptions, read_csv)
+                              HEADPHONE_CHECK_COLUMN_DESCRIPTIONS, HEADPHONE_CHECK_REQUIRED,
+                              TRIALS_COLUMN_DESCRIPTIONS, TRIALS_REQUIRED, ColumnDescription,
+                              DatasetError, column_descriptions, read_csv)
 from . import headphones
-from .human_vs_dnn import TRIAL_COLUMNS
 
 #: The BIDS specification the datasets follow (the validator's rules for ``beh`` are those of
 #: 1.10 and 1.11 alike).
@@ -84,10 +84,10 @@ BIDS_VERSION = "1.10.0"
 #: A missing value in a BIDS TSV.
 NA = "n/a"
 #: The trials contract (ARCHITECTURE.md): the columns compare needs to read a file back.
-TRIALS_CONTRACT = tuple(TRIAL_COLUMNS[:TRIAL_COLUMNS.index("rt") + 1])
+TRIALS_CONTRACT = TRIALS_REQUIRED
 #: Columns a headphone-screen file must have (files from before the Huggins test have no
 #: stimulus_seed).
-HEADPHONE_REQUIRED = tuple(c for c in headphones.HEADPHONE_COLUMNS if c != "stimulus_seed")
+HEADPHONE_REQUIRED = HEADPHONE_CHECK_REQUIRED
 DEFAULT_NAME = "AVMIT human-vs-DNN experiment"
 
 #: What the participant was asked (the texts of experiments/human_vs_dnn.py and

@@ -334,8 +334,9 @@ class TrialWriter:
                 missing = [c for c in self.columns if c not in header]
                 if missing:
                     raise DatasetError(f"the data file has no column '{missing[0]}'",
-                                       path=path, fix="resume with the same task and config, "
-                                                       "or use another --data-dir")
+                                       path=path, column=missing[0],
+                                       fix="resume with the same task and config, "
+                                           "or use another --data-dir")
                 self.columns = header
         self._fh = open(path, "a", encoding="utf-8", newline="")
         if self._fh.tell() == 0:

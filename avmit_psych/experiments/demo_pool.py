@@ -46,13 +46,12 @@ def ensure_demo_pool(root, *, seed: int = 0, per_class: int = 2) -> dict[str, Pa
     pool = table[table["split"] == "pool"].copy()
     gt = rng.random(len(pool)) < 0.25
     pool["ground_truth"] = np.where(gt, pool["true_rating"], "")
-    cols = ["filename", "AVMIT_label", "MIT_label", "video_location", "path", "ground_truth",
-            "true_rating"]
-    schema.write_csv(pool[cols], files["pool"])
+    video = list(schema.ANNOTATION_POOL_COLUMNS)
+    schema.write_csv(pool[video + ["ground_truth", "true_rating"]], files["pool"])
     for split in ("training", "screening"):
         part = table[table["split"] == split].copy()
         part["expected_rating"] = part["true_rating"]
         part["reasoning"] = part["expected_rating"].map(REASONS)
-        schema.write_csv(part[cols[:5] + ["expected_rating", "reasoning", "true_rating"]],
+        schema.write_csv(part[video + ["expected_rating", "reasoning", "true_rating"]],
                          files[split])
     return files

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..dataset import schema
 from ..dataset.schema import DatasetError
 
 HEADPHONE_CHECKS = ("woods", "huggins", "both")
@@ -48,8 +49,7 @@ HEADPHONE_CHECKS = ("woods", "huggins", "both")
 HEADPHONE_TESTS = {"woods": ("woods",), "huggins": ("huggins",), "both": ("woods", "huggins")}
 HEADPHONE_SAMPLE_RATE_HZ = 48_000
 #: Columns of the ``headphonecheck`` data file, one row per trial.
-HEADPHONE_COLUMNS = ["participant", "session", "test", "attempt", "trial", "order", "target",
-                     "response", "correct", "rt", "stimulus_seed"]
+HEADPHONE_COLUMNS = list(schema.HEADPHONE_CHECK_COLUMNS)
 
 # -- Woods et al. (2017) ---------------------------------------------------------------------
 WOODS_TONE_HZ = 200.0

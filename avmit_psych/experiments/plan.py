@@ -122,8 +122,7 @@ from ..dataset.schema import TEST_CLASSES, DatasetError, OutputBatch
 #: Columns of a plan file (``list-LL_ses-S.csv``), in order.
 PLAN_COLUMNS = list(schema.STUDY_PLAN_COLUMNS)
 #: Manifest columns a plan needs (the rest of the manifest is not read).
-MANIFEST_NEEDS = ["stimulus_id", "path", "source_filename", "label", "manipulation", "level",
-                  "level_unit", "audio_source", "duration_s"]
+MANIFEST_NEEDS = list(schema.STUDY_PLAN_FROM_MANIFEST)
 DESIGN_FILE, REPORT_FILE, DESIGN_VERSION = "design.json", "design_report.txt", 1
 TASKS = ("classify", "correspondence")
 #: Manipulations whose manifest ``level`` names a donor, not a level of the design.
@@ -389,7 +388,7 @@ def _read_manifest(manifest, what: str) -> tuple[pd.DataFrame, Path | None, str]
                            f"{', '.join(MANIFEST_NEEDS)})", path=path, column=missing[0],
                            fix="give a manifest written by python -m avmit_psych.stimuli "
                                "generate")
-    for col in ("stimulus_id", "path", "source_filename", "label", "manipulation"):
+    for col in (c for c in MANIFEST_NEEDS if c in schema.MANIFEST_NON_EMPTY):
         empty = (table[col].str.strip() == "").to_numpy()
         if empty.any():
             raise DatasetError("empty cell", path=path, row=int(np.flatnonzero(empty)[0]) + 1,
@@ -960,8 +959,7 @@ def make_plan(manifest, design=None, *, practice=None) -> StudyPlan:
 
 
 #: Manifest columns copied into every trial row.
-_STIMULUS_COLUMNS = ("stimulus_id", "path", "source_filename", "label", "manipulation", "level",
-                     "level_unit", "audio_source", "duration_s")
+_STIMULUS_COLUMNS = schema.STUDY_PLAN_FROM_MANIFEST
 
 
 def _conditions(table: pd.DataFrame, d: Design):
@@ -1553,9 +1551,7 @@ def synthetic_manifest(suite, *, per_class: int = 60, classes=TEST_CLASSES, seed
             rows.append((sid, sid + s.extension, names[i], labels[i], cond.manipulation, level,
                          unit, audio, stimulus_seed(seed, sid), 3.0, 30.0, 48000,
                          hashlib.sha256(sid.encode()).hexdigest()))
-    return pd.DataFrame(rows, columns=["stimulus_id", "path", "source_filename", "label",
-                                       "manipulation", "level", "level_unit", "audio_source",
-                                       "seed", "duration_s", "fps", "sample_rate", "sha256"])
+    return pd.DataFrame(rows, columns=list(schema.MANIFEST_REQUIRED))
 
 
 # --------------------------------------------------------------------------------------------

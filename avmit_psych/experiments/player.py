@@ -63,6 +63,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..dataset import schema
+
 #: Refresh rate the player paces to when flips are not tied to a display refresh (Xvfb).
 NOMINAL_REFRESH_HZ = 60.0
 #: A measured "refresh rate" above this means flips are not waiting for vsync.
@@ -197,13 +199,9 @@ class PlaybackReport:
                 "audio_backend": self.audio_backend}
 
 
-#: The playback columns every trial row carries, in :meth:`PlaybackReport.to_row` order.
-PLAYBACK_COLUMNS = ("onset", "dropped_frames", "frames_shown", "av_onset_asynchrony_ms",
-                    "playback_s", "planned_offset_ms", "latency_ms", "scheduled_lead_ms",
-                    "audio_start_error_ms", "frame_interval_sd_ms", "timing_ok",
-                    "audio_backend")
-#: The audio-schedule timing columns, appended after the older columns of the trial rows.
-TIMING_COLUMNS = PLAYBACK_COLUMNS[5:]
+#: The playback columns every trial row carries, in :meth:`PlaybackReport.to_row` order, and
+#: the audio-schedule timing columns among them (defined in the schema module).
+PLAYBACK_COLUMNS, TIMING_COLUMNS = schema.PLAYBACK_COLUMNS, schema.TIMING_COLUMNS
 
 
 def _ms(value: float) -> float:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..dataset import schema
 from ..dataset.schema import TEST_CLASSES, DatasetError
 from . import savc
 from .training import ArrayData, has_audio_mask
 
-PREDICTION_COLUMNS = ["model", "stimulus_id", "label", "manipulation", "level", "response",
-                      "correct"]
+PREDICTION_COLUMNS = list(schema.PREDICTIONS_COLUMNS)
 
 
 def _stimulus_ids(rows: pd.DataFrame) -> list[str]:
