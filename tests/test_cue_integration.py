@@ -35,7 +35,7 @@ SUITE_960 = ([("none", "")]
              + [("semantic_swap", ""), ("audio_only", ""), ("visual_only", "")])
 SUITE_DEMO = ([("none", ""), ("audio_only", ""), ("visual_only", "")]
               + [("audio_noise", v) for v in (30, 20, 10, 0)]
-              + [("visual_noise", v) for v in (32, 64, 96, 128)])
+              + [("visual_noise", v) for v in (32, 64, 128, 192)])
 #: What demo_study would pass for demo_small.yaml (SNRs 30 to 0 dB): d'_A half-maximal at
 #: 13 dB, the threshold its PsychometricObserver population uses today.
 DEMO_POPULATION = C.CuePopulation(audio_snr50_db=(13.0, 2.5))

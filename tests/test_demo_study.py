@@ -7,12 +7,14 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from avmit_psych.analysis import demo_study as D
+from avmit_psych.analysis import psychometric as PF
 from avmit_psych.dataset import schema
 from avmit_psych.experiments import cue_integration as CI
 from avmit_psych.experiments import human_vs_dnn as H
@@ -103,7 +105,7 @@ def test_simulated_participants_integrate_the_cues(tmp_path):
     over 400 trials <= 0.025, so +-0.05 is two SEs)."""
     conditions = [("none", ""), ("audio_only", ""), ("visual_only", "")] + \
         [("audio_noise", f"{x:.1f}") for x in (30, 20, 10, 0)] + \
-        [("visual_noise", f"{x:.1f}") for x in (32, 64, 96, 128)]
+        [("visual_noise", f"{x:.1f}") for x in (32, 64, 128, 192)]
     rows = [{"stimulus_id": f"{m}-{lv}-{i}", "label": schema.TEST_CLASSES[i % 16],
              "manipulation": m, "level": lv, "audio_source": "", "duration_s": "1.5",
              "fps": "30"} for m, lv in conditions for i in range(40)]
@@ -117,9 +119,10 @@ def test_simulated_participants_integrate_the_cues(tmp_path):
     single = correct.groupby(humans["manipulation"]).mean()
     audio, visual = _accuracy(humans, "audio_noise"), _accuracy(humans, "visual_noise")
     assert audio[0.0] == pytest.approx(single["visual_only"], abs=0.05)
+    assert visual[192.0] == pytest.approx(single["audio_only"], abs=0.05)
     assert visual[128.0] == pytest.approx(single["audio_only"], abs=0.05)
     assert single["none"] >= max(single["audio_only"], single["visual_only"])
-    assert audio[30.0] > audio[0.0] and visual[32.0] > visual[128.0]
+    assert audio[30.0] > audio[0.0] and visual[32.0] > visual[192.0]
     # the same people in the correspondence task: one-modality stimuli ask no question, the
     # label is the answer key
     D.simulate_participants(manifest, tmp_path / "corr", observers, seed=0,
@@ -215,17 +218,21 @@ def _accuracy(table: pd.DataFrame, manipulation: str, by=()) -> pd.Series:
 def test_the_demo_study_has_its_observers_models_and_stimuli(study):
     built, lines, seconds = study
     manifest = schema.read_csv(built.manifest)
-    assert len(manifest) == 32 * 11 and manifest["verified"].eq("True").all()
-    assert manifest["label"].value_counts().eq(22).all()  # 2 sources x 11 conditions a class
+    assert len(manifest) == 32 * 12 and manifest["verified"].eq("True").all()
+    assert manifest["label"].value_counts().eq(24).all()  # 2 sources x 12 conditions a class
     assert set(MANIFEST_CONTRACT) <= set(manifest.columns)
+    # classification: every stimulus but the semantic swaps (the correspondence task's
+    # "different" trials)
+    classified = manifest[manifest["manipulation"] != "semantic_swap"]
+    assert len(classified) == 32 * 11
     humans, models = _humans(built), _models(built)
     assert humans["participant"].nunique() == D.N_OBSERVERS == 10
     assert len(list(built.humans_dir.glob("*.csv"))) == 10
-    assert len(humans) == 10 * len(manifest)
+    assert len(humans) == 10 * len(classified)
     assert set(TRIALS_CONTRACT) <= set(humans.columns)
     assert (humans["task"] == "classify").all() and (humans["session"] == "1").all()
     assert humans.groupby("participant")["stimulus_id"].apply(set).map(
-        lambda s: s == set(manifest["stimulus_id"])).all()
+        lambda s: s == set(classified["stimulus_id"])).all()
     assert humans["rt"].astype(float).between(0.2, 10).all()
     assert sorted(models["model"].unique()) == ["yamnet_effnetb0_gru_demo",
                                                 "yamnet_effnetb0_lstm_demo"]
@@ -237,15 +244,21 @@ def test_the_demo_study_has_its_observers_models_and_stimuli(study):
     corr_models = pd.concat([schema.read_csv(p) for p in sorted(corr_models_dir.glob("*.csv"))],
                             ignore_index=True)
     asked = manifest[~manifest["manipulation"].isin(["audio_only", "visual_only"])]
-    assert len(corr_humans) == 10 * len(asked) == 10 * 32 * 9
+    assert len(corr_humans) == 10 * len(asked) == 10 * 32 * 10
     assert (corr_humans["task"] == "correspondence").all()
-    assert set(corr_humans["label"]) <= {"same", "different"}
+    # the answer key: "different" exactly for the 32 semantic swaps (donor of another class)
+    swap = corr_humans["manipulation"] == "semantic_swap"
+    assert (corr_humans.loc[swap, "label"] == "different").all()
+    assert (corr_humans.loc[~swap, "label"] == "same").all() and swap.sum() == 10 * 32
+    swaps = manifest[manifest["manipulation"] == "semantic_swap"]
+    assert (swaps["level"] != swaps["label"]).all() and swaps["level"].isin(
+        schema.TEST_CLASSES).all()
     assert sorted(corr_models["model"].unique()) == ["savc_yamnet_effnetb0_gru_demo",
                                                      "savc_yamnet_effnetb0_lstm_demo"]
     assert len(corr_models) == 2 * len(asked)
     assert set(corr_models["stimulus_id"]) == set(asked["stimulus_id"])
     assert set(corr_models["response"]) <= {"same", "different"}
-    assert len(models) == 2 * len(manifest)
+    assert len(models) == 2 * len(classified)
     assert set(PREDICTIONS_CONTRACT) <= set(models.columns)
     p = models[[f"p_{c}" for c in schema.TEST_CLASSES]].astype(float)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
@@ -253,11 +266,15 @@ def test_the_demo_study_has_its_observers_models_and_stimuli(study):
     assert set(zip(humans["manipulation"], humans["level"])) == \
         set(zip(models["manipulation"], models["level"]))
     info = json.loads((built.root / D.MARKER).read_text())
-    assert info["seed"] == 0 and info["n_stimuli"] == 352 and info["n_observers"] == 10
+    assert info["seed"] == 0 and info["n_stimuli"] == 384 and info["n_observers"] == 10
+    assert info["n_classification_stimuli"] == 352 and info["n_semantic_swaps"] == 32
+    assert info["n_correspondence_stimuli"] == 320
+    assert "semantic_swap" in info["conditions"] and len(info["conditions"]) == 12
     assert all((built.root / f).is_file() for f in info["files"])
     assert "SIMULATED" in built.description and "random weights" in built.description
     assert "10 SIMULATED observers" in built.description
     assert "cue-integration" in built.description and "SAVC" in built.description
+    assert "32 semantic swaps" in built.description
     # built here, or already by the demo test that shares the folder
     assert any("built in" in line or "reusing" in line for line in lines)
     print(f"demo study built in {seconds:.0f} s; stage seconds {info['stage_seconds']}")
@@ -265,17 +282,35 @@ def test_the_demo_study_has_its_observers_models_and_stimuli(study):
 
 @requires_tf
 def test_simulated_participants_integrate_the_cues_in_the_built_study(study):
-    """10 people x 32 stimuli a condition (SE of a condition's mean <= 0.028)."""
-    humans = _humans(study[0])
+    """10 people x 32 stimuli a condition. The observers' exact P(correct) shows the
+    cue-integration properties (worst auditory noise = the picture alone, worst visual noise =
+    the sound alone, clean AV better than either); the data files show them within sampling
+    error (3 binomial SEs of a difference between two conditions' shares, 0.06-0.1 here)."""
+    built = study[0]
+    humans = _humans(built)
     single = humans["correct"].eq("True").groupby(humans["manipulation"]).mean()
     audio = _accuracy(humans, "audio_noise")          # SNR 0, 10, 20, 30 dB
     assert list(audio.index) == [0.0, 10.0, 20.0, 30.0]
-    visual = _accuracy(humans, "visual_noise")        # pixel SD 32 ... 128
+    visual = _accuracy(humans, "visual_noise")        # pixel SD 32, 64, 128, 192
+    assert list(visual.index) == [32.0, 64.0, 128.0, 192.0]
+    observers = D.simulate_observers(10, seed=0)["observer"]
+
+    def exact(manipulation, level=""):
+        return float(np.mean([o.p_correct(manipulation, level) for o in observers]))
+
+    assert exact("audio_noise", 0.0) == pytest.approx(exact("visual_only"), abs=0.01)
+    assert exact("visual_noise", 192.0) == pytest.approx(exact("audio_only"), abs=0.01)
+    assert exact("none") > max(exact("audio_only"), exact("visual_only")) + 0.05
+
+    def same_within_noise(a, b, n=10 * 32):
+        return abs(a - b) < 3 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+
     # the worst auditory noise leaves vision; the worst visual noise leaves hearing
-    assert audio[0.0] == pytest.approx(single["visual_only"], abs=0.05)
-    assert visual[128.0] == pytest.approx(single["audio_only"], abs=0.05)
+    assert same_within_noise(audio[0.0], single["visual_only"])
+    assert same_within_noise(visual[192.0], single["audio_only"])
+    assert same_within_noise(visual[128.0], single["audio_only"])
     assert single["none"] >= max(single["audio_only"], single["visual_only"])
-    assert audio[30.0] > audio[0.0] and visual[32.0] > visual[128.0]
+    assert audio[30.0] > audio[0.0] and visual[32.0] > visual[192.0]
     per_person = _accuracy(humans, "audio_noise", by=["participant"]).unstack()
     assert (per_person[30.0] >= per_person[0.0]).mean() >= 0.8
     # errors favour the confusable classes, so confusion matrices have structure
@@ -292,8 +327,122 @@ def test_models_are_right_on_clean_stimuli_and_worse_in_noise(study):
         none = table.loc[table["manipulation"] == "none", "correct"].eq("True").mean()
         audio, visual = _accuracy(table, "audio_noise"), _accuracy(table, "visual_noise")
         assert none > 0.8, name
-        assert audio[0.0] < none - 0.2 and visual[128.0] < none - 0.2, name
-        assert visual[32.0] > visual[128.0] and audio[30.0] > audio[0.0], name
+        assert audio[0.0] < none - 0.2 and visual[192.0] < none - 0.2, name
+        assert visual[32.0] > visual[192.0] and audio[30.0] > audio[0.0], name
+
+
+def _d_prime(hits, n_signal, false_alarms, n_noise) -> float:
+    """d' with the log-linear correction, computed here (not with analysis.sdt)."""
+    from scipy.stats import norm
+    return float(norm.ppf((hits + 0.5) / (n_signal + 1)) -
+                 norm.ppf((false_alarms + 0.5) / (n_noise + 1)))
+
+
+@requires_tf
+def test_the_savc_models_tell_congruent_from_incongruent_stimuli(study):
+    """On the clean stimuli (own sound and picture: "same") and the semantic swaps ("different":
+    a donor's sound): clearly above chance, d' > 1, and p_same ranks congruent above
+    incongruent (Mann-Whitney AUC); both answers are given (not one answer throughout, as
+    on the uncentred random-weight embeddings)."""
+    from scipy.stats import mannwhitneyu
+    _, corr_models_dir = study[0].inputs("correspondence")
+    for path in sorted(corr_models_dir.glob("*.csv")):
+        table = schema.read_csv(path)
+        assert set(table["response"]) == {"same", "different"}, path.name
+        clean = table[table["manipulation"].isin(["none", "semantic_swap"])]
+        correct = clean["correct"].eq("True")
+        assert correct.mean() > 0.65, (path.name, correct.mean())
+        swap = clean["manipulation"] == "semantic_swap"
+        said_different = clean["response"] == "different"
+        d = _d_prime((swap & said_different).sum(), swap.sum(),
+                     (~swap & said_different).sum(), (~swap).sum())
+        assert d > 1.0, (path.name, d)
+        p_same = clean["p_same"].astype(float)
+        auc = mannwhitneyu(p_same[~swap], p_same[swap]).statistic / (swap.sum() * (~swap).sum())
+        assert auc > 0.85, (path.name, auc)
+
+
+@requires_tf
+def test_the_simulated_trials_carry_the_timing_columns(study):
+    """The columns the experiment's player writes (schema.TIMING_COLUMNS), with simulated
+    values of a bench-tested setup: every trial within the 2 ms tolerance, timing_ok true."""
+    built = study[0]
+    for folder in built.inputs("classify")[0], built.inputs("correspondence")[0]:
+        trials = pd.concat([schema.read_csv(p) for p in sorted(folder.glob("*.csv"))],
+                           ignore_index=True)
+        assert set(schema.TIMING_COLUMNS) <= set(trials.columns)
+        assert trials["timing_ok"].eq("True").all()
+        assert (trials["audio_backend"] == D.SIMULATED_AUDIO_BACKEND).all()
+        error = trials["audio_start_error_ms"].astype(float)
+        assert error.abs().max() <= 1.0 and error.std() > 0
+        lead = trials["scheduled_lead_ms"].astype(float)
+        np.testing.assert_allclose(lead, D.SIMULATED_LATENCY_MS - error, atol=1e-3)
+        assert (trials["latency_ms"].astype(float) == D.SIMULATED_LATENCY_MS).all()
+        assert trials["frame_interval_sd_ms"].astype(float).between(0.1, 0.3).all()
+        np.testing.assert_allclose(trials["av_onset_asynchrony_ms"].astype(float), error)
+
+
+def _compare(cli, humans, models, out) -> Path:
+    r = cli("analysis", ["compare", "--humans", humans, "--models", models, "--out", out,
+                         "--bootstrap", "0"])
+    assert r.code == 0, r.err
+    return out
+
+
+#: The levels demo_small.yaml tests, per manipulation (the psychometric fits' range).
+TESTED = {"audio_noise": (0.0, 30.0), "visual_noise": (32.0, 192.0)}
+FLOORS = {"audio_noise": "visual_only", "visual_noise": "audio_only"}
+
+
+@requires_tf
+def test_the_psychometric_fits_of_the_demo_converge(study, tmp_path, cli):
+    """From compare's CSV output: each one-modality noise is fitted with its floor at the
+    other modality's unimodal accuracy (recorded in ``floor``, value in ``guess_rate``); the
+    humans' group fit and every model's fit rise from their floor within the tested levels
+    (threshold inside them, the function at the easiest level above half-way) and report a
+    95% CI around the threshold. Single people answer 32 trials a level, so their thresholds
+    are rougher: most, and their median, inside the tested levels."""
+    built = study[0]
+    out = _compare(cli, *built.inputs("classify"), tmp_path / "classify")
+    fits = pd.read_csv(out / "psychometric.csv")
+    assert set(fits["manipulation"]) == set(TESTED)
+    assert (fits["floor"] == fits["manipulation"].map(FLOORS)).all()
+    assert (fits["ceiling"] == "none").all()
+    assert fits[["threshold", "threshold_ci_low", "threshold_ci_high"]].notna().all().all()
+    assert (fits["threshold_ci_low"] < fits["threshold"]).all()
+    assert (fits["threshold"] < fits["threshold_ci_high"]).all()
+    humans = pd.concat([schema.read_csv(p) for p in sorted(built.humans_dir.glob("*.csv"))])
+    visual_only = humans.loc[humans["manipulation"] == "visual_only", "correct"].eq("True")
+    group = fits[(fits["observer"] == "humans")].set_index("manipulation")
+    assert group.loc["audio_noise", "guess_rate"] == pytest.approx(visual_only.mean(),
+                                                                    abs=1e-9)
+    main = fits[(fits["observer"] == "humans") | (fits["observer_type"] == "model")]
+    assert len(main) == 2 * 4  # humans, models (group), and the two models, per manipulation
+    for r in main.itertuples(index=False):
+        low, high = TESTED[r.manipulation]
+        assert low <= r.threshold <= high, (r.manipulation, r.observer, r.threshold)
+        easiest = high if r.manipulation == "audio_noise" else low
+        top = 1 - r.lapse
+        assert top - r.guess_rate > 0.1, (r.manipulation, r.observer)   # not stuck at it
+        reached = PF.predict([easiest], r._asdict())[0]
+        assert reached - r.guess_rate > (top - r.guess_rate) / 2, (r.manipulation, r.observer)
+    people = fits[(fits["fit"] == "observer") & (fits["observer_type"] == "human")]
+    inside = [TESTED[m][0] <= t <= TESTED[m][1]
+              for m, t in zip(people["manipulation"], people["threshold"])]
+    assert np.mean(inside) >= 0.75
+    for manipulation, rows in people.groupby("manipulation"):
+        low, high = TESTED[manipulation]
+        assert low <= rows["threshold"].median() <= high
+    report = (out / "report.md").read_text()
+    assert "visual-only (audio-only) accuracy" in report and "Ernst & Banks 2002" in report
+    # the correspondence comparison: hits and false alarms, so d' for humans and models
+    out = _compare(cli, *built.inputs("correspondence"), tmp_path / "correspondence")
+    sdt = pd.read_csv(out / "sdt.csv")
+    clean = sdt[sdt["condition"] == "none"].set_index("observer")
+    assert (clean["n_signal"] > 0).all() and (clean["n_noise"] > 0).all()
+    models = clean[clean["observer_type"] == "model"]
+    assert len(models) == 2 and (models["d_prime"] > 1).all()
+    assert clean.loc[clean["observer_type"] == "human", "d_prime"].mean() > 0.5
 
 
 @requires_tf

@@ -307,7 +307,8 @@ def test_latin_square_properties_for_other_sizes(tmp_path, per_class, classes, l
     manifest = manifest_like_generate(SMALL_SUITE, per_class=per_class, classes=classes)
     plan = P.make_plan(manifest, {"suite_root": str(tmp_path), "lists": lists,
                                   "repeat_share": 0.0, "break_every": 10})
-    C, S = 11, per_class * len(classes)
+    C, S = len(expected_conditions(SMALL_SUITE)), per_class * len(classes)
+    assert C == 12  # demo_small: none, 4 + 4 noise levels, semantic_swap, 2 unimodal
     L = C if lists is None else lists
     assert plan.assignment.shape == (S, L)
     for l in range(L):
@@ -521,12 +522,14 @@ def test_unequal_conditions_per_source_are_refused_naming_the_source(small, tmp_
 
 
 def test_an_order_constraint_that_cannot_be_met_is_refused(tmp_path):
-    one_class = manifest_like_generate(SMALL_SUITE, per_class=30, classes=("barking",))
+    # one class (its semantic swaps, which need donors of another class, left out)
+    two = manifest_like_generate(SMALL_SUITE, per_class=30, classes=("barking", "diving"))
+    one_class = two[(two["label"] == "barking") & (two["manipulation"] != "semantic_swap")]
     with pytest.raises(DatasetError, match="no_repeat_class cannot be met"):
         P.make_plan(one_class, {"suite_root": str(tmp_path), "repeat_share": 0.0})
     plan = P.make_plan(one_class, {"suite_root": str(tmp_path), "repeat_share": 0.0,
                                    "order_constraints": {"no_repeat_class": False}})
-    assert len(plan.plans) == 11
+    assert len(plan.plans) == 11  # demo_small's 12 conditions but the swaps
 
 
 def test_missing_manifest_column_is_refused(small, tmp_path):

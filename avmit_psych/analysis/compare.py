@@ -459,14 +459,20 @@ def report_text(result: Comparison, files: dict, *, study_note: str = "",
         lines += ["![Confusion matrices](confusions.png)", ""]
     if result.psychometric is not None and len(result.psychometric):
         lines += ["## Psychometric functions", "",
-                  "psignifit 4 (Schütt et al. 2016), cumulative Gaussian, guess rate fixed at "
-                  "chance, lapse rate fitted; threshold = level half-way between chance and "
-                  "1 - lapse, with 95% credible intervals.", "",
-                  "| manipulation | observer | fit | threshold [95% CI] | width | lapse |",
-                  "|---|---|---|---|---|---|"]
+                  "psignifit 4 (Schütt et al. 2016), cumulative Gaussian, lower asymptote "
+                  "(floor) fixed, lapse rate fitted; threshold = level half-way between the "
+                  "floor and 1 - lapse, with 95% credible intervals. The floor is chance, but "
+                  "for auditory (visual) noise it is the observer's visual-only (audio-only) "
+                  "accuracy when there is one: an observer who combines the cues falls back "
+                  "on the other modality, not to chance (Ernst & Banks 2002); the top of such "
+                  "a function is then the clean accuracy (the lapse rate's prior comes from "
+                  "the observer's `none` trials).", "",
+                  "| manipulation | observer | fit | floor | threshold [95% CI] | width | lapse |",
+                  "|---|---|---|---|---|---|---|"]
         for r in result.psychometric.itertuples(index=False):
             unit = " (|level|)" if r.level_transform == "abs" else ""
             lines.append(f"| {r.manipulation}{unit} | {r.observer} | {r.fit} | "
+                         f"{r.guess_rate:.3f} ({r.floor}) | "
                          f"{r.threshold:.2f} [{r.threshold_ci_low:.2f}, "
                          f"{r.threshold_ci_high:.2f}] | {r.width:.2f} | {r.lapse:.3f} |")
         lines += ["", "![Psychometric functions](psychometric.png)", ""]
