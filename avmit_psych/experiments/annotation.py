@@ -36,7 +36,7 @@ from ..dataset.schema import DatasetError
 from .assignment import LeaseLost, Video
 from .datafile import TrialWriter
 from .player import PLAYBACK_COLUMNS
-from .session import Aborted, write_status
+from .session import Aborted, run_with_status
 
 RATING_KEYS = ("1", "2", "3")
 REPLAY_KEY = "space"
@@ -341,20 +341,10 @@ class AnnotationSession:
         ``sub-<id>_ses-<n>_annotation-status.txt``): ``complete``, ``aborted`` (Escape; run
         again to resume), ``screening_failed``, or ``error: ...`` (the exception is raised
         on). Closes the writers."""
-        status = "complete"
-        try:
-            status = self._run(io)
-        except Aborted:
-            status = "aborted"
-        except BaseException as err:   # the data so far are kept; the status says it broke off
-            status = f"error: {type(err).__name__}: {err}"
-            raise
-        finally:
-            self.status = status
+        def close():
             for name in reversed(SESSION_FILES):
                 self.writers[name].close()
-            write_status(self.data_dir, self.participant, self.session, "annotation", status)
-        return status
+        return run_with_status(self, lambda: self._run(io), close, "annotation")
 
     def _run(self, io: AnnotationIO) -> str:
         if self.instructions and not len(self.main.completed):

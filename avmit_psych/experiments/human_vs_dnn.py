@@ -38,7 +38,7 @@ from ..dataset import schema
 from ..dataset.schema import TEST_CLASSES, DatasetError
 from . import headphones as _headphones
 from .datafile import TrialWriter
-from .session import Aborted, is_true, write_status
+from .session import Aborted, is_true, run_with_status
 
 #: The columns of a trials file, in order (the trials layout of the schema module).
 TRIAL_COLUMNS = list(schema.TRIALS_COLUMNS)
@@ -496,41 +496,35 @@ class HumanVsDnnSession:
         ``complete``, ``aborted`` (Escape; run again to resume), ``headphone_check_failed``,
         or ``error: ...`` (the exception is raised on). Closes the writer: each row was
         written (and fsynced) before the next trial began."""
-        status = "complete"
-        try:
-            if self.headphones is not None and self.headphones.enabled and not self.done:
-                if not run_headphone_screen(presenter, self.headphones, self.data_dir,
-                                            self.participant, self.session,
-                                            seed=self.headphone_seed):
-                    status = "headphone_check_failed"
-                    presenter.show_message(_headphones.FAILED)
-                    return status
-            if not self.done:
-                presenter.show_message(introduction(self.task))
-            for stimulus in self.trials.to_dict("records"):
-                trial = StimulusTrial(self.task, stimulus)
-                if trial.position in self.done:
-                    continue
-                if trial.break_before:
-                    presenter.show_message(BREAK_MESSAGE)
-                row = trial.run(presenter, participant=self.participant, session=self.session)
-                self.writer.write(row)
-                self.done.add(trial.position)
-                feedback = trial.feedback(row["response"])
-                if feedback:
-                    presenter.show_message(feedback, wait=not self.fast)
-            presenter.show_message(FINISHED_MESSAGE, wait=not self.fast)
-            self.writer.finish()
-        except Aborted:
-            status = "aborted"
-        except BaseException as err:   # the data so far are kept; the status says it broke off
-            status = f"error: {type(err).__name__}: {err}"
-            raise
-        finally:
-            self.status = status
-            self.writer.close()
-            write_status(self.data_dir, self.participant, self.session, self.task, status)
-        return status
+        return run_with_status(self, lambda: self._run(presenter), self.writer.close,
+                               self.task)
+
+    def _run(self, presenter) -> str:
+        """The loop of :meth:`run`; returns the status."""
+        if self.headphones is not None and self.headphones.enabled and not self.done:
+            if not run_headphone_screen(presenter, self.headphones, self.data_dir,
+                                        self.participant, self.session,
+                                        seed=self.headphone_seed):
+                status = "headphone_check_failed"
+                presenter.show_message(_headphones.FAILED)
+                return status
+        if not self.done:
+            presenter.show_message(introduction(self.task))
+        for stimulus in self.trials.to_dict("records"):
+            trial = StimulusTrial(self.task, stimulus)
+            if trial.position in self.done:
+                continue
+            if trial.break_before:
+                presenter.show_message(BREAK_MESSAGE)
+            row = trial.run(presenter, participant=self.participant, session=self.session)
+            self.writer.write(row)
+            self.done.add(trial.position)
+            feedback = trial.feedback(row["response"])
+            if feedback:
+                presenter.show_message(feedback, wait=not self.fast)
+        presenter.show_message(FINISHED_MESSAGE, wait=not self.fast)
+        self.writer.finish()
+        return "complete"
 
 
 def open_session(data_dir, participant: str, session: int, task: str, trials: pd.DataFrame,

@@ -12,7 +12,7 @@ a presenter both experiments use) and the session's status file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class Aborted(Exception):
@@ -36,6 +36,27 @@ def write_status(data_dir, participant: str, session: int, name: str, status: st
     path = status_path(data_dir, participant, session, name)
     path.write_text(status + "\n")
     return path
+
+
+def run_with_status(session, body: Callable[[], str | None], close: Callable[[], None],
+                    name: str) -> str:
+    """Run ``body`` (a session's loop; returns its status, None meaning ``complete``), then
+    whatever happened: set ``session.status``, ``close()`` the writers and write the status
+    file named ``name``. Escape gives ``aborted``; any other exception gives ``error: <type>:
+    <message>`` and is raised on (the rows written so far are kept)."""
+    status = "complete"
+    try:
+        status = body() or "complete"
+    except Aborted:
+        status = "aborted"
+    except BaseException as err:
+        status = f"error: {type(err).__name__}: {err}"
+        raise
+    finally:
+        session.status = status
+        close()
+        write_status(session.data_dir, session.participant, session.session, name, status)
+    return status
 
 
 def is_true(value) -> bool:
