@@ -22,7 +22,7 @@ from tests.videos import make_video
 
 # imported here, outside capsys: distributed's log handlers then write to the session's stderr,
 # not to one test's captured stream
-pytest.importorskip("distributed")
+import distributed  # noqa: E402,F401  (a pinned requirement: fail, never skip, when missing)
 
 CLASSES = ["barking", "diving", "drumming"]
 
