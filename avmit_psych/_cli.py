@@ -6,8 +6,7 @@ import os
 import sys
 from typing import Callable
 
-from .dataset.download import DownloadError, UnknownFileError
-from .dataset.schema import DatasetError
+from .errors import DatasetError, DownloadError, UnknownFileError
 
 #: Exit codes: 0 done, 1 failed while working (e.g. a download), 2 bad input or usage,
 #: 130 interrupted.

@@ -193,7 +193,7 @@ def simulate_ratings(n_videos: int = 57_177, *, n_raters: int = 11, seed: int = 
     seed : int
         Everything is a function of the seed.
     **options
-        Further settings of :func:`avmit_psych.dataset.synthetic.simulate_ratings`
+        Further settings of :func:`avmit_psych.dataset.synthetic.ratings.simulate_ratings`
         (``p_extra``, ``p_fewer``, ``n_ground_truth``, ``classes`` ...).
 
     Returns
@@ -206,7 +206,7 @@ def simulate_ratings(n_videos: int = 57_177, *, n_raters: int = 11, seed: int = 
     See Also
     --------
     aggregate_ratings : raw ratings -> per-video counts.
-    avmit_psych.dataset.synthetic.simulate_ratings : what this calls.
+    avmit_psych.dataset.synthetic.ratings.simulate_ratings : what this calls.
 
     Examples
     --------
@@ -217,8 +217,8 @@ def simulate_ratings(n_videos: int = 57_177, *, n_raters: int = 11, seed: int = 
     >>> sorted(sim.raw["rating"].unique().tolist())
     [1, 2, 3]
     """
-    from .dataset import synthetic
-    return synthetic.simulate_ratings(n_videos, n_raters=n_raters, seed=seed, **options)
+    from .dataset.synthetic.ratings import simulate_ratings
+    return simulate_ratings(n_videos, n_raters=n_raters, seed=seed, **options)
 
 
 def aggregate_ratings(raw: pd.DataFrame, *, min_ratings: int = 3):
@@ -431,7 +431,7 @@ def synthetic_videos(out_dir, *, per_class: int = 2, classes=None, seed: int = 0
 
     See Also
     --------
-    avmit_psych.dataset.synthetic.write_probe_clips : what this calls.
+    avmit_psych.dataset.synthetic.clips.write_probe_clips : what this calls.
 
     Examples
     --------
@@ -445,10 +445,11 @@ def synthetic_videos(out_dir, *, per_class: int = 2, classes=None, seed: int = 0
     barking/barking_1.mp4     barking
       diving/diving_1.mp4      diving
     """
-    from .dataset import schema, synthetic
+    from .dataset import schema
+    from .dataset.synthetic.clips import write_probe_clips
     from .stimuli.generate import sources_from_test_set
     out_dir = Path(out_dir)
-    csv = synthetic.write_probe_clips(out_dir, out_dir / "test_set.csv", per_class=per_class,
+    csv = write_probe_clips(out_dir, out_dir / "test_set.csv", per_class=per_class,
                                       classes=schema.TEST_CLASSES if classes is None
                                       else tuple(classes), seed=seed, size=size, fps=fps,
                                       duration_s=duration_s)
@@ -846,7 +847,7 @@ def simulate_comparison(n_humans: int = 8, n_models: int = 2, n_stimuli: int = 5
     See Also
     --------
     compare : the comparison of the two.
-    avmit_psych.dataset.synthetic.simulate_comparison : what this calls.
+    avmit_psych.dataset.synthetic.observers.simulate_comparison : what this calls.
 
     Examples
     --------
@@ -857,8 +858,8 @@ def simulate_comparison(n_humans: int = 8, n_models: int = 2, n_stimuli: int = 5
     >>> sorted(trials["participant"].unique()), predictions["model"].unique().tolist()
     (['S01', 'S02', 'S03'], ['model_01'])
     """
-    from .dataset import synthetic
-    return synthetic.simulate_comparison(n_humans, n_models, n_stimuli, seed=seed,
+    from .dataset.synthetic.observers import simulate_comparison
+    return simulate_comparison(n_humans, n_models, n_stimuli, seed=seed,
                                          item_effect=item_effect)
 
 
@@ -938,7 +939,7 @@ def extract(videos, videos_root, out_dir, *, audio: str = "vggish", visual: str 
     ((3, 128), (4, 512))
     """
     from .features import extract as ex
-    from .features.__main__ import HUB_HANDLES
+    from .features.encoders import HUB_HANDLES
     ex.check_pairing(audio, visual)
     with tempfile.TemporaryDirectory() as tmp:
         jobs = ex.plan(_csv_of(videos, Path(tmp), "videos"), videos_root)
@@ -1070,7 +1071,7 @@ def synthetic_embeddings(out_dir, *, per_class=None, feature_set: str = "vggish_
 
     See Also
     --------
-    avmit_psych.dataset.synthetic.write_embedding_dataset : what this calls.
+    avmit_psych.dataset.synthetic.embeddings.write_embedding_dataset : what this calls.
 
     Examples
     --------
@@ -1084,9 +1085,9 @@ def synthetic_embeddings(out_dir, *, per_class=None, feature_set: str = "vggish_
     >>> test.audio.shape, test.visual.shape
     ((16, 7, 128), (16, 7, 512))
     """
-    from .dataset import synthetic
+    from .dataset.synthetic.embeddings import write_embedding_dataset
     out_dir = Path(out_dir)
-    paths = synthetic.write_embedding_dataset(out_dir / "tfrecords", out_dir,
+    paths = write_embedding_dataset(out_dir / "tfrecords", out_dir,
                                               feature_set=feature_set, per_class=per_class,
                                               seed=seed, noise=noise,
                                               class_separation=class_separation)
@@ -1185,7 +1186,7 @@ def model_config(config, **changes):
     else:
         path = Path(config)
         if not path.suffix and not path.exists():
-            from .analysis.models_cli import REPO_CONFIGS
+            from .models.config import REPO_CONFIGS
             task, _, name = str(config).rpartition("/")
             path = REPO_CONFIGS / (task or "recognition") / f"{name}.yaml"
             if not path.exists():

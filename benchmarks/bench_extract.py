@@ -10,7 +10,7 @@ the audio model, frames read one by one with OpenCV at 480 ms steps and each pas
 (3 s, 30 fps, 320x240, stereo AAC) with the same decoded audio; models are loaded before timing.
 
 The two ways do not take the same frames. Ours samples every 480 ms, the frame nearest each
-time (the paper's words; ``avmit_psych.features.media.frame_indices``): 7 frames of a 3 s
+time (the paper's words; ``avmit_psych.media.frame_indices``): 7 frames of a 3 s
 clip at 30 fps, 0, 14, 29, 43, 58, 72, 86. The authors' OpenCV loop keeps the frame *after*
 the first one at or past the last such time + 480 ms, so its times drift by ceil(0.48 x 30)
 = 15 frames (500 ms) and each kept frame is one frame late: 0, 16, 31, 46, 61, 76, i.e. 6
@@ -49,8 +49,9 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from avmit_psych import media  # noqa: E402
 from avmit_psych.dataset import schema, tfrecords  # noqa: E402
-from avmit_psych.features import encoders, extract, media  # noqa: E402
+from avmit_psych.features import encoders, extract  # noqa: E402
 from tests.videos import make_video  # noqa: E402
 
 #: the authors' frame_interval (ms) and frame size
@@ -123,7 +124,7 @@ def our_frame_indices(job, interval_s: float) -> list[int]:
 def _all_frames_resized(path) -> np.ndarray:
     """Every frame through our decoder (ffmpeg rgb24), resized as extraction resizes."""
     import cv2
-    from avmit_psych.stimuli.io import read_clip
+    from avmit_psych.media import read_clip
     return np.stack([cv2.resize(f, (FRAME_SIZE, FRAME_SIZE)) for f in read_clip(path).frames])
 
 

@@ -53,11 +53,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from avmit_psych.dataset import schema, synthetic  # noqa: E402
-from avmit_psych.features.media import ffmpeg_exe, probe  # noqa: E402
+from avmit_psych.media import ffmpeg_exe, probe  # noqa: E402
 from avmit_psych.stimuli import generate, suite as S  # noqa: E402
 from avmit_psych.stimuli import manipulations as M  # noqa: E402
 from avmit_psych.stimuli import verify as V  # noqa: E402
-from avmit_psych.stimuli.io import read_clip  # noqa: E402
+from avmit_psych.media import read_clip  # noqa: E402
 
 SUITE = HERE.parent / "stimuli" / "suites" / "avmit_test_960.yaml"
 VIDEO_ENCODE = ["-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p"]
@@ -73,7 +73,7 @@ OFFSET_AGREE_MS = 0.1
 
 
 def audio_encode(rate: int) -> list[str]:
-    """AAC 192k as ``stimuli.io.encode`` writes it: no low-pass, so noise keeps its energy."""
+    """AAC 192k as ``media.encode`` writes it: no low-pass, so noise keeps its energy."""
     return ["-c:a", "aac", "-b:a", "192k", "-cutoff", str(rate // 2), "-ar", str(rate)]
 
 

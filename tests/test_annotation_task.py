@@ -52,10 +52,18 @@ def test_simulated_session_completes_with_contract_rows(session):
         rows = pd.read_csv(session / f"sub-P01_ses-1_task-{task}_beh.csv")
         assert len(rows) == 16 and rows["expected_rating"].notna().all()
     # the player's timing columns are filled
-    # --fast plays the first 0.5 s at 30 fps; a loaded machine may drop the odd frame
-    assert main["frames_shown"].max() == 15 and main["frames_shown"].median() == 15
+    # --fast plays the first 0.5 s at 30 fps. Xvfb flips in software, so a loaded machine
+    # drops the odd frame or starts a first flip late: those trials must say so
+    # (timing_ok False), and the typical trial must be right.
+    assert main["frames_shown"].max() == 15 and (main["frames_shown"] == 15).mean() >= 0.5
     assert (main["dropped_frames"] >= 0).all()
-    assert main["av_onset_asynchrony_ms"].abs().max() < 17
+    assert ((main["frames_shown"] < 15) <= (main["dropped_frames"] > 0)).all()
+    ok = main["timing_ok"].astype(str).str.lower() == "true"
+    assert ok.mean() >= 0.5
+    assert (~ok[main["dropped_frames"] > 0]).all()
+    asynchrony = main["av_onset_asynchrony_ms"].abs()
+    assert asynchrony.median() < 17 and (asynchrony < 17).mean() >= 0.9
+    assert (asynchrony[ok] < 17).all()    # a trial passed as on time was on time
 
 
 def test_early_presses_warned_and_were_not_ratings(session):

@@ -209,7 +209,7 @@ def win():
 
 
 def tone_clip(n=12, fps=30):
-    from avmit_psych.stimuli.io import Clip
+    from avmit_psych.media import Clip
     frames = np.full((n, 60, 80, 3), 90, np.uint8)
     t = np.arange(int(n / fps * 48_000)) / 48_000
     tone = 0.2 * np.sin(2 * np.pi * 440 * t)

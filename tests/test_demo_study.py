@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avmit_psych.analysis import demo_study as D
+from avmit_psych.demo import participants as P
+from avmit_psych.demo import study as D
 from avmit_psych.analysis import psychometric as PF
 from avmit_psych.dataset import schema
 from avmit_psych.experiments import cue_integration as CI
@@ -150,7 +151,7 @@ def test_default_root_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_importing_the_demo_study_does_not_import_tensorflow():
-    code = ("import sys, avmit_psych.analysis.demo_study; "
+    code = ("import sys, avmit_psych.demo.study; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
@@ -169,7 +170,7 @@ def test_force_rebuilds_and_an_unfinished_marker_is_not_reused(tmp_path, monkeyp
     """Without TensorFlow: the build itself is replaced by a stand-in that records calls."""
     calls = []
 
-    def fake_build(root, seed, log):
+    def fake_build(root, seed, log, progress=True):
         calls.append(sorted(p.name for p in root.iterdir()))
         return "built"
 
@@ -372,12 +373,12 @@ def test_the_simulated_trials_carry_the_timing_columns(study):
                            ignore_index=True)
         assert set(schema.TIMING_COLUMNS) <= set(trials.columns)
         assert trials["timing_ok"].eq("True").all()
-        assert (trials["audio_backend"] == D.SIMULATED_AUDIO_BACKEND).all()
+        assert (trials["audio_backend"] == P.SIMULATED_AUDIO_BACKEND).all()
         error = trials["audio_start_error_ms"].astype(float)
         assert error.abs().max() <= 1.0 and error.std() > 0
         lead = trials["scheduled_lead_ms"].astype(float)
-        np.testing.assert_allclose(lead, D.SIMULATED_LATENCY_MS - error, atol=1e-3)
-        assert (trials["latency_ms"].astype(float) == D.SIMULATED_LATENCY_MS).all()
+        np.testing.assert_allclose(lead, P.SIMULATED_LATENCY_MS - error, atol=1e-3)
+        assert (trials["latency_ms"].astype(float) == P.SIMULATED_LATENCY_MS).all()
         assert trials["frame_interval_sd_ms"].astype(float).between(0.1, 0.3).all()
         np.testing.assert_allclose(trials["av_onset_asynchrony_ms"].astype(float), error)
 
@@ -477,7 +478,7 @@ def test_the_same_seed_gives_the_same_trials(study, tmp_path):
 
 
 @requires_tf
-def test_an_unfinished_study_is_finished_not_reused(study, tmp_path):
+def test_an_unfinished_study_is_finished_not_reused(study, tmp_path, capfd):
     """A copy with its marker cut short and some outputs missing (as after a kill): the next
     call finishes it from what is there, without embedding anything again."""
     built = study[0]
@@ -492,7 +493,13 @@ def test_an_unfinished_study_is_finished_not_reused(study, tmp_path):
     embedded_at = embedding.stat().st_mtime_ns
     assert D.read_marker(root) is None
     lines = []
+    capfd.readouterr()
     again = D.build_demo_study(root, seed=0, log=lines.append)
+    bars = capfd.readouterr().err.replace("\r", "\n")
+    # each long step shows a progress bar, finished (reused work counts as done)
+    for step, total in (("probe clips", 128), ("training", 240),
+                        ("simulated participants", 20)):
+        assert f"demo study: {step}: 100%" in bars and f"{total}/{total}" in bars, (step, bars)
     assert lines[0] == f"demo study: finishing an interrupted build in {root}"
     assert not any(line.startswith("demo study: embedding ") for line in lines)
     assert embedding.stat().st_mtime_ns == embedded_at

@@ -374,7 +374,7 @@ def test_evaluate_output_batch_is_durable(fs_log, tmp_path):
 def test_stimulus_writer_is_durable(fs_log, tmp_path):
     from fractions import Fraction
 
-    from avmit_psych.stimuli import io
+    from avmit_psych import media as io
     frames = np.full((3, 16, 16, 3), 128, np.uint8)
     audio = np.zeros((4410, 2))
     path = io.encode(tmp_path / "s" / "x.mp4", frames, Fraction(30), audio, 44100)

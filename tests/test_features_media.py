@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from avmit_psych.dataset import schema
-from avmit_psych.features import frontend, media
+from avmit_psych import media
+from avmit_psych.features import frontend
 from tests.videos import make_indexed_video, make_video, write_wav
 
 LSB = 1 / 32768

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avmit_psych.features import media
+from avmit_psych import media
 from tests.videos import make_indexed_video
 
 #: (fps as ffmpeg takes it, interval s) -> indices worked out by hand from t * fps:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from avmit_psych.dataset.schema import DatasetError
-from avmit_psych.features import frontend, media
+from avmit_psych import media
+from avmit_psych.features import frontend
 from tests.conftest import requires_tf
 
 # tensorflow/models research/audioset/vggish/vggish_params.py ("Hyperparameters used in feature

@@ -121,7 +121,7 @@ def win(tmp_path_factory):
 def counter_clip(n=N_FRAMES, size=(160, 120), fps=FPS, sample_rate_hz=44_100):
     """Frame k: dark grey, its number as N_BITS blocks (white = 1) along the top, a red
     square at the bottom-left corner; audio a stereo tone."""
-    from avmit_psych.stimuli.io import Clip
+    from avmit_psych.media import Clip
     w, h = size
     frames = np.full((n, h, w, 3), 60, np.uint8)
     for k in range(n):
@@ -204,7 +204,7 @@ def test_null_device_sound_lasts_its_duration_without_busy_callbacks(win):
 @pytest.mark.parametrize("source", ["arrays", "mp4"])
 def test_every_frame_shown_in_order_for_its_share_of_refreshes(win, source, tmp_path):
     from avmit_psych.experiments.player import AVPlayer
-    from avmit_psych.stimuli.io import encode
+    from avmit_psych.media import encode
     clip = counter_clip()
     if source == "mp4":
         path = encode(tmp_path / "counter.mp4", clip.frames, clip.fps, clip.audio,

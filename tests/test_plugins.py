@@ -11,7 +11,8 @@ import pytest
 
 from avmit_psych.dataset import synthetic
 from avmit_psych.stimuli import effects as E
-from avmit_psych.stimuli import generate, io, suite as S
+from avmit_psych import media as io
+from avmit_psych.stimuli import generate, suite as S
 from avmit_psych.stimuli.verify import measured_offset_ms
 from tests import plugin_effects as P
 
@@ -201,3 +202,13 @@ def test_a_plugin_that_raises_fails_its_stimuli_and_the_rest_is_made(tmp_path, c
     assert set(manifest["manipulation"]) == {"none"}
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert len(failures) == 2
+
+
+def test_generate_help_tells_how_to_add_a_plug_in(capsys):
+    from avmit_psych.stimuli.__main__ import build_parser
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["generate", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "plug-in" in text and "manipulation: mylab.effects:blur" in text
+    assert "effect(clip, level, *, seed, **params) -> clip" in text

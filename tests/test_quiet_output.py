@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
+
 from tests.conftest import REPO, requires_tf
 
 #: absl/TensorFlow C++ log lines and the notice before absl's logging starts.
@@ -74,6 +76,27 @@ def test_the_main_job_prints_no_tensorflow_internals(tmp_path, demo_study_parent
     assert "demo finished" in proc.stdout
     assert not NATIVE.search(output), NATIVE.findall(output)[:5]
     assert not any(word in output for word in TF_WORDS)
+    # the long steps show progress: both comparisons' psychometric fits
+    assert proc.stderr.count("psychometric fits") >= 2 and "fit/s" in proc.stderr
+
+
+def test_compare_shows_a_progress_bar_for_its_fits_unless_quiet(tmp_path, cli):
+    from avmit_psych.dataset.synthetic.observers import simulate_comparison
+    trials, predictions = simulate_comparison(n_humans=3, n_models=1, n_stimuli=120, seed=2)
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    predictions.to_csv(tmp_path / "predictions.csv", index=False)
+    args = ["compare", "--humans", tmp_path / "trials.csv", "--models",
+            tmp_path / "predictions.csv", "--bootstrap", "0", "--workers", "1"]
+    shown = cli("analysis", [*args, "--out", tmp_path / "shown"])
+    assert shown.code == 0, shown.err
+    bars = [line for line in shown.err.replace("\r", "\n").splitlines()
+            if line.startswith("psychometric fits")]
+    n_fits = len(pd.read_csv(tmp_path / "shown" / "psychometric.csv"))
+    assert n_fits > 0 and any(f"{n_fits}/{n_fits}" in line for line in bars), shown.err
+    quiet = cli("analysis", [*args, "--out", tmp_path / "quiet", "--quiet"])
+    assert quiet.code == 0 and "psychometric fits" not in quiet.err
+    assert (tmp_path / "quiet" / "psychometric.csv").read_bytes() == \
+        (tmp_path / "shown" / "psychometric.csv").read_bytes()
 
 
 def _is_categorical(axis) -> bool:

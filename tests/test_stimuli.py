@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from avmit_psych.dataset import synthetic
-from avmit_psych.stimuli import generate, io, manipulations as M, suite as S
+from avmit_psych import media as io
+from avmit_psych.stimuli import generate, manipulations as M, suite as S
 from avmit_psych.stimuli.verify import measured_offset_ms, psnr_db
 from tests.conftest import REPO
 
@@ -263,7 +264,7 @@ def test_missing_and_silent_sources_and_a_foreign_output_folder(tmp_path, cli, c
     (videos / "barking").mkdir(parents=True)
     frames, _ = synthetic.probe_clip_arrays(0)
     # a source without an audio stream
-    subprocess.run([io.media.ffmpeg_exe(), "-y", "-v", "error", "-i", str(src), "-an", "-c:v",
+    subprocess.run([io.ffmpeg_exe(), "-y", "-v", "error", "-i", str(src), "-an", "-c:v",
                     "copy", str(videos / table["new_filename"].iloc[0])], check=True)
     table.to_csv(tmp_path / "t.csv", index=False)  # the second source is missing
     suite = _suite_file(tmp_path, "  none: true\n  av_offset: {levels: [100]}\n")

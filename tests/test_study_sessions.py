@@ -95,7 +95,11 @@ def test_a_planned_session_runs_headless_and_compare_reads_it(study):
     rows2 = pd.read_csv(data_file(study, "P02"), keep_default_na=False)
     assert (rows2["list"].astype(int) == 2).all()
     assert set(rows2["stimulus_id"]) != set(rows["stimulus_id"])
-    obs = load_observations([study / "data"])
+    # every trial counts here: under a loaded Xvfb the odd trial is (honestly) flagged
+    # timing_ok = False, and compare leaves those out by default (checked below)
+    obs = load_observations([study / "data"], exclude_timing_failures=False)
+    flagged = load_observations([study / "data"]).timing_excluded
+    assert flagged == int((~obs.timing["timing_ok"].astype(bool)).sum())
     assert set(obs.humans) == {"P01", "P02"}
     assert obs.trials.groupby("observer").size().to_dict() == {"P01": 16, "P02": 16}
     assert (obs.repeats["observer"] == "P01").sum() == len(main) - 16

@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 
 from .._cli import command_group, dispatch, run
-from . import compare, models_cli, ratings_cli
+from . import compare_cli, models_cli, ratings_cli
 
 build_parser = command_group("python -m avmit_psych.analysis",
                              "Analyses of AVMIT data. Each command has its own --help.",
-                             ratings_cli.add_parser, models_cli.add_parsers, compare.add_parser)
+                             ratings_cli.add_parser, models_cli.add_parsers, compare_cli.add_parser)
 
 
 def main(argv=None) -> int:

@@ -8,8 +8,7 @@ from pathlib import Path
 from .._cli import Formatter
 from ..dataset import schema
 from ..dataset.schema import DatasetError
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "analysis" / "configs"
+from ..models.config import REPO_CONFIGS
 
 TRAIN_HELP = """\
 Train one baseline model on AVMIT embeddings.

@@ -409,14 +409,26 @@ class PendingFits:
                                              mp_context=multiprocessing.get_context("fork"))
             self._futures = [self._pool.submit(_fit_job, j) for j in self.jobs]
 
-    def result(self) -> tuple[pd.DataFrame, list[str]]:
-        if self._futures is not None:
-            try:
-                results = [f.result() for f in self._futures]
-            finally:
-                self._pool.shutdown()
-        else:
-            results = [_fit_job(j) for j in self.jobs]
+    def result(self, *, progress: bool = False) -> tuple[pd.DataFrame, list[str]]:
+        """The fits (:data:`FIT_COLUMNS`, in the order of the jobs) and notes; ``progress``
+        shows a bar on stderr as fits finish."""
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(self.jobs), desc="psychometric fits", unit="fit",
+                   disable=not progress, dynamic_ncols=True)
+        with bar:
+            if self._futures is not None:
+                from concurrent.futures import as_completed
+                try:
+                    for _ in as_completed(self._futures):
+                        bar.update()
+                    results = [f.result() for f in self._futures]
+                finally:
+                    self._pool.shutdown()
+            else:
+                results = []
+                for job in self.jobs:
+                    results.append(_fit_job(job))
+                    bar.update()
         notes = list(self.notes)
         for r in results:
             if "error" in r:
@@ -425,8 +437,9 @@ class PendingFits:
         return pd.DataFrame(ok, columns=FIT_COLUMNS), notes
 
 
-def fit_all(trials: pd.DataFrame, *, workers: int = 1, n_choices: int = N_CHOICES
-            ) -> tuple[pd.DataFrame, list[str]]:
+def fit_all(trials: pd.DataFrame, *, workers: int = 1, n_choices: int = N_CHOICES,
+            progress: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Every fit of :func:`plan_fits`, in processes when ``workers`` > 1 (a fit takes
-    0.03-0.4 s); returns the fits (:data:`FIT_COLUMNS`) and notes on what was not fitted."""
-    return PendingFits(trials, workers, n_choices).result()
+    0.03-0.4 s); returns the fits (:data:`FIT_COLUMNS`) and notes on what was not fitted.
+    ``progress``: a bar on stderr as the fits finish."""
+    return PendingFits(trials, workers, n_choices).result(progress=progress)

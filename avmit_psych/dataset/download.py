@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import _atomic
+from ..errors import DownloadError, UnknownFileError
 
 RECORD_ID = 8253350
 RECORD_URL = f"https://zenodo.org/api/records/{RECORD_ID}"
@@ -33,12 +34,6 @@ EMBEDDING_FILES = ("AVMIT_VGGish_VGG16.tar", "AVMIT_YamNet_EffNetB0.tar")
 CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(RuntimeError):
-    """A download could not be completed or verified."""
-
-
-class UnknownFileError(DownloadError):
-    """The user asked for a file the record does not have (a usage error: exit code 2)."""
 
 
 @dataclass(frozen=True)

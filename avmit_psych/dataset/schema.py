@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_path, fsync_file
+from ..errors import DatasetError  # raised here and re-exported: schema.DatasetError
 
 # --------------------------------------------------------------------------------------------
 # Classes (facts.md "Classes"; the index is the authors' ``label_to_int``)
@@ -66,30 +67,6 @@ def tfrecord_filename(avmit_label: str, filename: str) -> str:
     """``<AVMIT_label>/<video stem>.tfrecord``, as in the released files."""
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return f"{avmit_label}/{stem}.tfrecord"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-class DatasetError(ValueError):
-    """A data file (or a DataFrame standing for one) is not what the toolkit expects.
-
-    The message is one line naming the file, the row and the column at fault, what was
-    expected and how to fix it.
-    """
-
-    def __init__(self, problem: str, *, path=None, row: int | None = None,
-                 column: str | None = None, fix: str | None = None):
-        self.path, self.row, self.column, self.problem, self.fix = path, row, column, problem, fix
-        where = [str(path) if path is not None else "<data>"]
-        if row is not None:
-            where.append(f"row {row} (line {row + 1})")
-        if column is not None:
-            where.append(f"column '{column}'")
-        message = ", ".join(where) + ": " + problem
-        if fix:
-            message += f". Fix: {fix}"
-        super().__init__(message)
 
 
 # --------------------------------------------------------------------------------------------

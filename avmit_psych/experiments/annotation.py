@@ -375,7 +375,7 @@ class AnnotationSession:
             f"sub-{self.participant}_ses-*_task-annotationscreening*_beh.csv.done"))
 
     def _main_trials(self, io: AnnotationIO) -> None:
-        from ..features.media import MediaError
+        from ..media import MediaError
         db, participant, session = self.db, self.participant, self.session
         settings = self.settings
         trial = len(self.main.completed)

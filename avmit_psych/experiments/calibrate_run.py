@@ -103,7 +103,7 @@ def run_flashes(config=None, n: int = 50, interval_s: float = 1.0,
     """
     from . import audio, headless
     from .player import AVPlayer, refresh_and_pacing
-    from ..stimuli.io import Clip
+    from ..media import Clip
     n = int(n_flashes) if n_flashes is not None else int(n)
     if corner not in CORNERS:
         raise ValueError(f"corner must be one of {', '.join(CORNERS)}, not {corner!r}")

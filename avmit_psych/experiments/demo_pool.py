@@ -1,6 +1,6 @@
 """A synthetic video pool so the shipped experiment configs run out of the box.
 
-Probe clips (``dataset.synthetic.write_probe_clips``) for the 16 test classes, two sizes so the
+Probe clips (``dataset.synthetic.clips.write_probe_clips``) for the 16 test classes, two sizes so the
 bottom-left placement of the annotation screen is visible, with a hidden "true" rating per clip
 (used only by the simulated participant), ground-truth ratings for a quarter of them, and a
 training and a screening set (one clip per class each, with the expected rating and the
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..dataset import schema, synthetic
+from ..dataset import schema
+from ..dataset.synthetic.clips import write_probe_clips
 
 REASONS = {
     1: "The labelled event cannot be both seen and heard in this clip.",
@@ -33,7 +34,7 @@ def ensure_demo_pool(root, *, seed: int = 0, per_class: int = 2) -> dict[str, Pa
     rows = []
     for split, n, size in (("pool", per_class, (160, 120)), ("pool_wide", per_class, (224, 126)),
                            ("training", 1, (200, 150)), ("screening", 1, (176, 144))):
-        csv = synthetic.write_probe_clips(root / "videos" / split, root / f".{split}.csv",
+        csv = write_probe_clips(root / "videos" / split, root / f".{split}.csv",
                                           per_class=n, seed=seed + len(rows), size=size)
         table = schema.read_csv(csv)
         table["path"] = [f"videos/{split}/{p}" for p in table["new_filename"]]

@@ -612,9 +612,9 @@ def demo_suite(root: Path) -> Path:
     manifest = root / "suite" / "manifest.csv"
     if manifest.exists():
         return manifest
-    from ..dataset import synthetic
+    from ..dataset.synthetic.clips import write_probe_clips
     from ..stimuli import generate
-    csv = synthetic.write_probe_clips(root / "videos", root / "test_set.csv", per_class=1)
+    csv = write_probe_clips(root / "videos", root / "test_set.csv", per_class=1)
     suite = root / "demo.yaml"
     suite.write_text("name: demo\nconditions:\n  none: true\n  av_offset: {levels: [200]}\n"
                      "  semantic_swap: true\n")
@@ -626,7 +626,7 @@ def demo_suite(root: Path) -> Path:
 def check_files(table: pd.DataFrame, skip: bool) -> pd.DataFrame:
     """Every stimulus file (``file``) must exist and be readable before the first trial;
     with ``skip`` the bad ones are left out (named on stderr)."""
-    from ..features import media
+    from .. import media
     bad = []
     for row in table.drop_duplicates("stimulus_id").itertuples():
         try:

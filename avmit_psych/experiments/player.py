@@ -390,7 +390,7 @@ class AVPlayer:
     @classmethod
     def load(cls, win, path_or_clip, *, pos=None, anchor: str = "center", size=None,
              **kwargs) -> "AVPlayer":
-        """Decode a clip whole (or take a decoded :class:`~avmit_psych.stimuli.io.Clip`) and
+        """Decode a clip whole (or take a decoded :class:`~avmit_psych.media.Clip`) and
         prepare it for playback in ``win``.
 
         Parameters
@@ -414,7 +414,7 @@ class AVPlayer:
         planned_offset_ms : intended sound-at-the-ear minus first-flip time (default 0: the
             clip's own audiovisual offset is in the file).
         """
-        from ..stimuli.io import Clip, read_clip
+        from ..media import Clip, read_clip
         if isinstance(path_or_clip, Clip):
             clip, source = path_or_clip, "clip"
         else:

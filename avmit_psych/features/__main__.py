@@ -8,8 +8,6 @@ from .. import _cluster
 from .._cli import Formatter, dispatch, run
 from ..dataset import schema
 
-HUB_HANDLES = {"vggish": "https://tfhub.dev/google/vggish/1",
-               "yamnet": "https://tfhub.dev/google/yamnet/1"}
 
 EXTRACT_HELP = """\
 Embed videos as the AVMIT paper did and write one GZIP TFRecord per video in the released
@@ -83,18 +81,17 @@ def _extract(args) -> int:
     cluster = _cluster.from_arguments(args)
     extract.check_pairing(args.audio, args.visual)
     jobs = extract.plan(args.csv, args.videos)
+    audio_handle = args.audio_model or encoders.HUB_HANDLES[args.audio]
     if cluster is not None:  # each worker builds the models for its first shard
-        spec = extract.EncoderSpec(args.audio, args.audio_model or HUB_HANDLES[args.audio],
-                                   args.visual, args.visual_weights, args.seed)
+        spec = extract.EncoderSpec(args.audio, audio_handle, args.visual, args.visual_weights,
+                                   args.seed)
         report = extract.extract_on_dask(jobs, spec, args.out, cluster,
                                          shard_size=args.shard_size,
                                          batch_frames=args.batch_frames, retries=args.retries,
                                          progress=not args.quiet)
     else:
         # models are loaded (and weights checked) before any video is touched
-        audio = encoders.AudioEncoder.load(args.audio,
-                                           args.audio_model or HUB_HANDLES[args.audio],
-                                           seed=args.seed)
+        audio = encoders.AudioEncoder.load(args.audio, audio_handle, seed=args.seed)
         visual = encoders.VisualEncoder.load(args.visual, args.visual_weights, seed=args.seed)
         report = extract.extract(jobs, audio, visual, args.out, workers=args.workers,
                                  batch_frames=args.batch_frames, progress=not args.quiet)

@@ -72,6 +72,9 @@ from ..dataset.schema import DatasetError
 from . import frontend
 
 AUDIO_MODELS: dict[str, int] = {"vggish": 128, "yamnet": 1024}
+#: The TF Hub handles of the paper's audio networks (downloaded only when a command asks).
+HUB_HANDLES = {"vggish": "https://tfhub.dev/google/vggish/1",
+               "yamnet": "https://tfhub.dev/google/yamnet/1"}
 VISUAL_MODELS: dict[str, int] = {"vgg16": 512, "effnetb0": 1280}
 FRAME_SIZE = 224
 

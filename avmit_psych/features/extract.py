@@ -33,7 +33,7 @@ from ..dataset import schema
 from ..dataset.schema import DatasetError
 from ..dataset.tfrecords import (FEATURE_SETS, feature_set_of, manifest_tfrecord_filename,
                                  read_example, write_example)
-from . import media
+from .. import media
 
 #: Frame interval (s) and audio model that go with each visual model in the released sets.
 PAIRINGS = {("vggish", "vgg16"), ("yamnet", "effnetb0")}

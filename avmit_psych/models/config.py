@@ -24,6 +24,10 @@ import yaml
 from ..dataset.schema import DatasetError, TEST_CLASSES
 from ..dataset.tfrecords import FEATURE_SETS, TIMESTEPS
 
+#: The repository's model configurations: ``analysis/configs/{recognition,savc}/*.yaml`` (the
+#: paper's 12 recognition and 12 SAVC baselines).
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "analysis" / "configs"
+
 TASKS = ("recognition", "savc")
 RNNS = ("frnn", "gru", "lstm")
 TRAIN_SETS = ("avmit", "mit16")

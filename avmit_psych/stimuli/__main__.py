@@ -26,6 +26,20 @@ command again after an interruption finishes the suite without redoing finished 
 DIR/verify.csv has every measurement; DIR/failures.csv the stimuli that could not be made.
 The manifest lists only complete, verified stimuli. Exit code 1 if anything failed.
 
+Your own manipulation (a plug-in): name a moviepy effect by dotted path in the suite YAML,
+with its levels and unit; it is generated, verified (when a verifier is named) and listed in
+the manifest like a built-in:
+
+  lab_blur:
+    manipulation: mylab.effects:blur    # effect(clip, level, *, seed, **params) -> clip
+    levels: [1, 2, 4]
+    level_unit: px sigma
+    verify: mylab.effects:measure_blur  # optional: (stimulus, source, *, seed) -> level
+    tolerance: 0.2
+
+The module must be importable from where the command runs (working folder or PYTHONPATH).
+See avmit_psych/stimuli/effects.py for the built-ins written the same way.
+
 On several processes or machines (Dask): --cluster local:4 starts 4 worker processes here;
 --scheduler tcp://HOST:8786 joins a running `dask scheduler` whose `dask worker`s see the same
 paths. Source videos go out in shards of --shard-size; the files and the manifest's checksums
@@ -119,8 +133,8 @@ def _verify(args) -> int:
 
 
 def _probe_clips(args) -> int:
-    from ..dataset import synthetic
-    csv = synthetic.write_probe_clips(args.out / "videos", args.out / "test_set.csv",
+    from ..dataset.synthetic.clips import write_probe_clips
+    csv = write_probe_clips(args.out / "videos", args.out / "test_set.csv",
                                       per_class=args.per_class, seed=args.seed, grey=args.grey)
     print(f"clips -> {args.out / 'videos'}; test set -> {csv}")
     return 0

@@ -31,8 +31,8 @@ floating-point clip time, writes audio through its own resampling buffer (``audi
 accuracy (offsets exact to the sample) and the throughput (within 1.5x of the ffmpeg CLI,
 ``benchmarks/bench_stimuli.py``). So :func:`render` reads the composed clip at exact frame
 times ``k / fps`` and exact sample times ``n / sample_rate`` and hands the arrays to the fast
-writer, :func:`.io.encode` (libx264 + AAC through an ffmpeg pipe). A clip no effect changed is
-read straight from its arrays.
+writer, :func:`avmit_psych.media.encode` (libx264 + AAC through an ffmpeg pipe). A clip no
+effect changed is read straight from its arrays.
 """
 from __future__ import annotations
 
@@ -128,9 +128,9 @@ def video_frames(clip: VideoClip, fps, n_frames: int) -> np.ndarray:
 
 
 def render(clip: VideoClip, fps, n_frames: int, sample_rate_hz: int, n_samples: int):
-    """(frames, audio) of a composed clip, for :func:`.io.encode`: ``n_frames`` frames at
-    exact frame times and ``n_samples`` samples at ``sample_rate_hz`` (silence if the clip has
-    no audio)."""
+    """(frames, audio) of a composed clip, for :func:`avmit_psych.media.encode`: ``n_frames``
+    frames at exact frame times and ``n_samples`` samples at ``sample_rate_hz`` (silence if the
+    clip has no audio)."""
     frames = video_frames(clip, fps, n_frames)
     if clip.audio is None:
         audio = np.zeros((n_samples, 2))
@@ -162,7 +162,7 @@ def av_offset(clip, level, *, seed=0):
 def calibrated_audio_noise(audio, rate: int, snr_db: float, *, color: str, seed: int,
                            audio_bitrate: str = "192k", max_rounds: int = 5):
     """``manipulations.audio_noise`` with the noise level corrected for AAC coding."""
-    from .io import aac_roundtrip
+    from ..media import aac_roundtrip
     target = snr_db
     best, best_error = None, np.inf
     added = M.unit_noise(len(audio), audio.shape[1], color, seed)
@@ -240,7 +240,7 @@ def semantic_swap(clip, level=None, *, seed=0, donor=None):
     sound = audio_samples(donor)
     donor_rate = int(donor.audio.fps)
     if donor_rate != rate:
-        from ..features.media import resample
+        from ..media import resample
         sound = np.stack([resample(sound[:, c], donor_rate, rate)
                           for c in range(sound.shape[1])], axis=1)
     sound = M.match_channels(sound, own.shape[1])

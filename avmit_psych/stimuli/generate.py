@@ -27,11 +27,11 @@ from .. import _atomic
 from .._atomic import atomic_path, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError
-from ..features.media import MediaError
+from ..media import MediaError
 from . import effects as E
 from . import manipulations as M
 from .effects import SNR_CALIBRATION_DB, calibrated_audio_noise  # noqa: F401 (public here too)
-from .io import encode, read_clip
+from ..media import encode, read_clip
 from .suite import NEEDS_SOURCE_AUDIO, Condition, Suite, load_suite, stimulus_id, stimulus_seed
 
 MANIFEST_COLUMNS = list(schema.MANIFEST_COLUMNS)
@@ -77,8 +77,9 @@ def make_stimulus(clip, cond: Condition, seed: int, donor_clip=None, *, containe
                   audio_bitrate: str = "192k"):
     """(frames, audio) of one condition from a decoded clip: the condition's moviepy effect
     (:mod:`.effects`, a built-in or a suite's plug-in) applied to the clip, and the composed
-    clip rendered at exact frame and sample times for :func:`.io.encode` (``container`` 'mp4'
-    calibrates audio noise for AAC; 'mov' holds PCM, which needs no correction)."""
+    clip rendered at exact frame and sample times for :func:`avmit_psych.media.encode`
+    (``container`` 'mp4' calibrates audio noise for AAC; 'mov' holds PCM, which needs no
+    correction)."""
     source = E.from_decoded(clip)
     donor = E.from_decoded(donor_clip) if donor_clip is not None else None
     composed = E.apply(cond, source, seed=seed, donor=donor,

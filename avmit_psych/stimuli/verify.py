@@ -31,10 +31,10 @@ import pandas as pd
 import json
 
 from .._atomic import sha256_file
-from ..features.media import MediaError
+from ..media import MediaError
 from . import effects as E
 from . import manipulations as M
-from .io import read_clip
+from ..media import read_clip
 from .suite import MANIPULATIONS, parse_suite
 
 TOLERANCES = {"offset_ms": 0.5, "snr_db": 0.5, "pixel_sd_rel": 0.10, "pixel_sd_abs": 1.0,

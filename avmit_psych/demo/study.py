@@ -1,11 +1,12 @@
 """The demo study: a small human-vs-DNN study built once from the toolkit's own parts, and cached.
 
-``python -m avmit_psych.analysis compare`` with no inputs compares this study, so that every
+``python -m avmit_psych.analysis compare`` with no inputs compares this study (and
+``python -m avmit_psych demo`` ends with it), so that every
 table and figure of a comparison can be seen, on data of the right shape, before anyone is
 tested. It is made the way a real study is, stage by stage, with the toolkit's own code:
 
 1. clips: synthetic audiovisual probe clips of the 16 test classes
-   (:func:`~avmit_psych.dataset.synthetic.write_probe_clips`: a class-coloured square moving
+   (:func:`~avmit_psych.dataset.synthetic.clips.write_probe_clips`: a class-coloured square moving
    over a class background, a class tone), five per class for training, one for validation
    and two as the sources of the test stimuli;
 2. stimuli: the test sources under every condition of ``stimuli/suites/demo_small.yaml``
@@ -14,7 +15,8 @@ tested. It is made the way a real study is, stage by stage, with the toolkit's o
 3. embeddings: YAMNet and EfficientNetB0 (:mod:`avmit_psych.features`) with *random* weights,
    since the pretrained ones cannot be downloaded everywhere the demo must run, written as
    released-layout TFRecords for the training clips and every stimulus (see
-   :func:`embedding_standardisation` for the one change made to the random encoders'
+   :func:`~avmit_psych.demo.encoders.embedding_standardisation` for the one change made to
+   the random encoders'
    embeddings: centred and scaled, without which the SAVC models cannot learn);
 4. models: two recognition baselines (the GRU and LSTM configurations of
    ``analysis/configs/recognition``) and two SAVC models (the same of ``analysis/configs/savc``)
@@ -26,7 +28,8 @@ tested. It is made the way a real study is, stage by stage, with the toolkit's o
    contract, one CSV per model);
 5. humans: *simulated* participants, cue-integration observers
    (:class:`~avmit_psych.experiments.cue_integration.CueIntegrationObserver`, drawn from
-   :data:`DEMO_POPULATION`) with their own sensitivities, noise thresholds, binding window and
+   :data:`~avmit_psych.demo.participants.DEMO_POPULATION`) with their own sensitivities,
+   noise thresholds, binding window and
    lapse rate, doing both tasks: every stimulus in their own order
    (:func:`~avmit_psych.experiments.human_vs_dnn.trial_list`) into ``humans/``, and every
    stimulus with both a sound and a picture into ``humans_correspondence/`` (the semantic
@@ -41,7 +44,6 @@ stage has finished, marks a finished study, and only a folder with a matching on
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import json
 import os
@@ -57,9 +59,10 @@ from .. import _atomic, _tf
 from .._atomic import atomic_path, fsync_file, sha256_file
 from ..dataset import schema
 from ..dataset.schema import DatasetError, TEST_CLASSES
-from ..experiments import cue_integration as CI
-from ..experiments import human_vs_dnn as H
-from .models_cli import REPO_CONFIGS
+from ..models.config import REPO_CONFIGS
+from .encoders import demo_encoders
+from .participants import (N_OBSERVERS, asked_in_classification, asked_in_correspondence,
+                           simulate_observers, simulate_participants)
 
 #: Bumped whenever the demo would come out differently; a cached study of another version is
 #: rebuilt from scratch.
@@ -101,7 +104,8 @@ TRAIN_EPOCHS = 60
 #: config's (dropout 0.1, weight decay 1e-5, the checkpoint of the best validation accuracy)
 #: but the learning rate, ``SAVC_LEARNING_RATE``: the configs' 1e-4 is for 6,480 videos and
 #: 200 epochs; 5e-3 made the models stall at about 0.75 of the pairs right. They learn only on
-#: centred embeddings (:func:`embedding_standardisation`). With seed 0, on the clean stimuli
+#: centred embeddings (:func:`~avmit_psych.demo.encoders.embedding_standardisation`). With
+#: seed 0, on the clean stimuli
 #: and the semantic swaps of the suite, the GRU and LSTM models are right on 0.81 and 0.75
 #: (d' 1.9 and 1.8; their p_same ranks a congruent stimulus above a swap 95 % of the time),
 #: with a bias toward "different" (a fifth to half of the clean stimuli called different).
@@ -112,13 +116,6 @@ SAVC_LEARNING_RATE = 1e-3
 SAVC_BATCH_SIZE = 32
 
 
-#: The demo's simulated people: cue-integration observers
-#: (:mod:`~avmit_psych.experiments.cue_integration`) with the group means of
-#: :class:`~avmit_psych.experiments.cue_integration.CuePopulation`, but for the SNR at which
-#: d'_A is half its maximum: ``demo_small``'s auditory noise runs from 30 to 0 dB only, so it
-#: is put at 13 dB (at 0 dB d'_A is then 0.1 % of its maximum and the answers rest on vision).
-DEMO_POPULATION = CI.CuePopulation(audio_snr50_db=(13.0, 2.5))
-N_OBSERVERS = 10
 
 
 @dataclass
@@ -163,245 +160,6 @@ def default_root(seed: int = 0) -> Path:
         return Path(os.environ["AVMIT_PSYCH_DATA"]).expanduser() / tail
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return Path(data_home) / "avmit_psych" / tail
-
-
-# --------------------------------------------------------------------------------------------
-# Simulated participants (no TensorFlow)
-# --------------------------------------------------------------------------------------------
-def simulate_observers(n: int = N_OBSERVERS, *, seed: int = 0,
-                       population: CI.CuePopulation = DEMO_POPULATION) -> pd.DataFrame:
-    """Draw ``n`` cue-integration observers from ``population``; one row per observer.
-
-    Columns: those of :func:`~avmit_psych.experiments.cue_integration.draw_observers`
-    (participant ``P01``..., seed and every drawn parameter: sensitivities, noise thresholds,
-    binding window, criterion, lapse rate, median RT) and ``observer``, the
-    :class:`~avmit_psych.experiments.cue_integration.CueIntegrationObserver` itself.
-    """
-    table = CI.draw_observers(n, seed, population=population)
-    table["observer"] = [CI.CueIntegrationObserver.from_row(r)
-                         for r in table.to_dict("records")]
-    return table
-
-
-#: For the simulated onsets: the first stimulus's onset in session time, and the seconds
-#: between one trial's response and the next stimulus.
-SESSION_START_S = 5.0
-INTER_TRIAL_S = 1.0
-#: The simulated lab's presentation (see :func:`simulated_timing`): PsychToolbox audio with a
-#: calibrated latency of 20 ms compensated, a 60 Hz display. The backend's reported start
-#: errs by a normal 0.25 ms SD, the flip intervals vary by 0.1-0.3 ms SD: within the 2 ms
-#: tolerance of ``timing_ok``, as a bench-tested setup keeps them.
-SIMULATED_AUDIO_BACKEND = "ptb"
-SIMULATED_LATENCY_MS = 20.0
-SIMULATED_START_ERROR_SD_MS = 0.25
-
-
-def simulated_timing(rng: np.random.Generator) -> dict:
-    """The timing columns of one simulated trial (``schema.TIMING_COLUMNS`` and the AV onset
-    asynchrony), as a flawless bench-tested presentation would report them: the sound started
-    ``latency_ms`` before the planned first flip, give or take the backend's start error; the
-    first flip on time; ``timing_ok`` true. Nothing is measured: the values only give the
-    demo's data files the experiment's columns and a plausible spread."""
-    error = float(np.clip(rng.normal(0.0, SIMULATED_START_ERROR_SD_MS), -1.0, 1.0))
-    return {"av_onset_asynchrony_ms": round(error, 4), "planned_offset_ms": 0.0,
-            "latency_ms": SIMULATED_LATENCY_MS,
-            "scheduled_lead_ms": round(SIMULATED_LATENCY_MS - error, 4),
-            "audio_start_error_ms": round(error, 4),
-            "frame_interval_sd_ms": round(float(rng.uniform(0.1, 0.3)), 4),
-            "timing_ok": True, "audio_backend": SIMULATED_AUDIO_BACKEND}
-
-
-def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFrame, *,
-                          seed: int = 0, task: str = "classify") -> list[Path]:
-    """Run every observer through the experiment's trial list and write their data files.
-
-    Each observer answers every stimulus of ``manifest`` once, in the participant's seeded
-    order (:func:`~avmit_psych.experiments.human_vs_dnn.trial_list`); rows follow
-    ``schema.TRIALS_COLUMNS`` and go through :class:`~avmit_psych.experiments.datafile.TrialWriter`
-    (file ``sub-<id>_ses-1_task-<task>_beh.csv``, marked finished). Timing columns hold what a
-    flawless presentation would have given: the clip's duration and frame count, no dropped
-    frames, onsets of one stimulus after another, and the audio-schedule columns of
-    :func:`simulated_timing` (seeded per participant and task). In the ``correspondence``
-    task the one-modality stimuli
-    (``audio_only``, ``visual_only``) ask no question and are left out, and ``label`` is the
-    answer key (same/different, :func:`~avmit_psych.experiments.human_vs_dnn.correct_response`),
-    as the experiment writes it; in the ``classify`` task the semantic swaps are left out
-    (:func:`asked_in_classification`). Returns the data files.
-    """
-    from ..experiments.datafile import TrialWriter
-    manifest = asked_in_correspondence(manifest) if task == "correspondence" else \
-        asked_in_classification(manifest)
-    paths = []
-    for row in observers.itertuples(index=False):
-        observer = dataclasses.replace(row.observer)  # a fresh random stream: calls repeat
-        trials = H.trial_list(manifest, row.participant, seed=seed)
-        timing_rng = H.participant_rng(seed, row.participant, 97 if task == "classify" else 98)
-        clock = SESSION_START_S
-        with TrialWriter(out_dir, row.participant, 1, task, schema.TRIALS_COLUMNS) as writer:
-            for stim in trials.to_dict("records"):
-                response = observer.respond(task, stim)
-                rt = round(observer.rt(stim, task=task), 4)
-                playback = float(stim["duration_s"])
-                writer.write({
-                    "participant": row.participant, "session": 1, "task": task,
-                    "block": stim["block"], "trial": stim["trial"],
-                    "stimulus_id": stim["stimulus_id"],
-                    "label": H.correct_response(task, stim),
-                    "manipulation": stim["manipulation"], "level": stim["level"],
-                    "response": response, "correct": H.score(task, stim, response), "rt": rt,
-                    "rt_from_onset": round(playback + rt, 4), "onset": round(clock, 4),
-                    "frames_shown": int(round(playback * float(stim["fps"]))),
-                    "dropped_frames": 0, "playback_s": playback, "repeat": stim["repeat"],
-                    "audio_source": stim.get("audio_source", ""), "error": "",
-                    **simulated_timing(timing_rng)})
-                clock += playback + rt + INTER_TRIAL_S
-            writer.finish()
-        paths.append(writer.path)
-    return paths
-
-
-def asked_in_correspondence(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The stimuli that ask a correspondence question (not ``audio_only`` / ``visual_only``)."""
-    from ..models.savc import ONE_MODALITY
-    return manifest[~manifest["manipulation"].isin(ONE_MODALITY)].reset_index(drop=True)
-
-
-def asked_in_classification(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The stimuli the demo's classification task asks about: all but the semantic swaps.
-
-    The swaps are there for the correspondence task, as its "different" trials. In the
-    classification task each would be scored against its picture's class, and compare makes
-    one condition of each donor class (``semantic_swap=barking``, ...): 16 conditions of two
-    stimuli each in the demo, too few for any statistic.
-    """
-    return manifest[manifest["manipulation"] != "semantic_swap"].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Random-weight encoders: their embeddings centred and on a usable scale
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EmbeddingStandardisation:
-    """``(embedding - mean) * scale``: one mean vector and one number, fixed on calibration
-    clips (:func:`embedding_standardisation`) and applied to every embedding of a modality."""
-
-    mean: np.ndarray
-    scale: float
-
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-        embeddings = np.asarray(embeddings, np.float32)
-        if embeddings.size == 0:
-            return embeddings
-        return ((embeddings - self.mean) * np.float32(self.scale)).astype(np.float32)
-
-
-def embedding_standardisation(embeddings: np.ndarray) -> EmbeddingStandardisation:
-    """Centre ``embeddings`` (rows: timesteps of calibration clips) on their mean and give
-    them a standard deviation of 1, with one mean vector and one scale factor.
-
-    The demo's encoders have random weights, and their embeddings are not shaped like
-    pretrained ones in two ways. (1) Scale: a randomly initialised Keras EfficientNetB0 keeps
-    BatchNorm's initial statistics (mean 0, variance 1), which do not fit what its random
-    convolutions put out, so the signal shrinks from block to block and its embeddings come
-    out around 1e-6, far below the epsilon (1e-3) of the recognition models' own BatchNorm: a
-    model trained on them ignored vision altogether (chance on visual-only stimuli). (2) A
-    shared offset: in both encoders' embeddings of the probe clips about 98 % of the squared
-    norm lies along the mean embedding, the same for every clip; the classes differ in the
-    remaining 2 % (where they are told apart without error: nearest class mean, every
-    validation clip right). The recognition models' BatchNorm removes such an offset, but a
-    SAVC model has none: its first step is a linear map then an L2 normalisation, so every
-    clip of a modality lands at nearly the same point of the unit sphere (mean cosine 0.96
-    between clips at initialisation), every audio-visual distance is about the same, congruent
-    or not, and the demo's SAVC models stayed at chance (validation accuracy 0.5 at every epoch,
-    with any learning rate). Subtracting the calibration mean removes the offset (cosine
-    between clips about 0 at initialisation; the same SAVC configurations then learn the
-    task). A translation and one scale factor keep every distance ratio between embeddings,
-    so what tells the classes apart, and how noise moves an embedding relative to them, is
-    unchanged. (Setting EfficientNetB0's BatchNorm statistics from the frames instead was tried
-    and is worse: the flat colours of the probe clips leave many channels without variance,
-    and pixel noise then blows those channels up; a per-dimension scale would do the same.)
-    """
-    embeddings = np.asarray(embeddings, np.float64)
-    mean = embeddings.mean(axis=0)
-    sd = float(np.std(embeddings - mean))
-    return EmbeddingStandardisation(mean.astype(np.float32), 1.0 / max(sd, 1e-30))
-
-
-class DemoVisualEncoder:
-    """EfficientNetB0 as the demo uses it: every embedding standardised (see
-    :func:`embedding_standardisation`), and each distinct frame embedded once.
-
-    Most demo stimuli share their frames with another one: the audio-noise and visual-only
-    versions of a clip keep the frames of its ``none`` version, and re-encoding the same frames
-    with the same settings gives the same decoded frames. Frames are keyed by a hash of their
-    pixels, so only new ones go through the network (about 60 % of the stimuli's frames), and
-    every embedding is the one the network gives for that frame. ``embed`` is what
-    :func:`avmit_psych.features.extract.extract` calls.
-    """
-
-    def __init__(self, encoder, standardise: EmbeddingStandardisation):
-        self.encoder, self.standardise = encoder, standardise
-        self.name, self.size = encoder.name, encoder.size
-        self.source = f"{encoder.source}, embeddings centred and x {standardise.scale:.4g}"
-        self._seen: dict[bytes, np.ndarray] = {}
-
-    def embed(self, frames_uint8: np.ndarray) -> np.ndarray:
-        import hashlib
-        frames = np.asarray(frames_uint8)
-        if len(frames) == 0:
-            return np.zeros((0, self.size), np.float32)
-        keys = [hashlib.blake2b(f.tobytes(), digest_size=16).digest() for f in frames]
-        new = {}
-        for i, key in enumerate(keys):
-            if key not in self._seen and key not in new:
-                new[key] = i
-        if new:
-            computed = self.standardise(self.encoder.embed(frames[list(new.values())]))
-            self._seen.update(zip(new, computed))
-        return np.stack([self._seen[k] for k in keys])
-
-
-class DemoAudioEncoder:
-    """YAMNet as the demo uses it: every embedding standardised (see
-    :func:`embedding_standardisation`); otherwise the encoder's own ``examples``, ``embed`` and
-    ``embed_many``, as :func:`avmit_psych.features.extract.extract` calls them."""
-
-    def __init__(self, encoder, standardise: EmbeddingStandardisation):
-        self.encoder, self.standardise = encoder, standardise
-        self.name, self.size = encoder.name, encoder.size
-        self.source = f"{encoder.source}, embeddings centred and x {standardise.scale:.4g}"
-
-    def examples(self, waveform_16k: np.ndarray):
-        return self.encoder.examples(waveform_16k)
-
-    def embed(self, waveform_16k: np.ndarray) -> np.ndarray:
-        return self.embed_many([waveform_16k])[0]
-
-    def embed_many(self, waveforms, *, examples=None) -> list[np.ndarray]:
-        return [self.standardise(e) for e in self.encoder.embed_many(waveforms,
-                                                                     examples=examples)]
-
-
-def _calibration_media(videos: list[Path]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The frames (as EfficientNetB0 samples them) and 16 kHz waveforms of ``videos``."""
-    from ..features import media
-    frames, waveforms = [], []
-    for path in videos:
-        decoded = media.decode(path, media.FRAME_INTERVAL_S["effnetb0"], media.probe(path))
-        frames.append(decoded[0])
-        waveforms.append(decoded[2])
-    return np.concatenate(frames), waveforms
-
-
-def demo_encoders(audio, visual, videos: list[Path]) -> tuple[DemoAudioEncoder,
-                                                              DemoVisualEncoder]:
-    """The demo's encoders: ``audio`` and ``visual`` (random-weight YAMNet and EfficientNetB0)
-    with their embeddings standardised on ``videos`` (the demo passes the first training clip
-    of each class, so the mean weighs every class alike)."""
-    frames, waveforms = _calibration_media(videos)
-    visual_std = embedding_standardisation(visual.embed(frames))
-    audio_std = embedding_standardisation(np.concatenate(audio.embed_many(waveforms)))
-    return DemoAudioEncoder(audio, audio_std), DemoVisualEncoder(visual, visual_std)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,13 +235,16 @@ def _clear(root: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def build_demo_study(root=None, *, seed: int = 0, force: bool = False, log=print) -> DemoStudy:
+def build_demo_study(root=None, *, seed: int = 0, force: bool = False, log=print,
+                     progress: bool = True) -> DemoStudy:
     """Build the demo study under ``root`` (default :func:`default_root`), or reuse it.
 
     A folder whose ``study.json`` marks a finished study of this version and seed is returned
     as it is. Otherwise the study is built: from scratch with ``force=True`` or when the folder
     holds a build of another version or seed, else resuming whatever an interrupted build
-    finished. Progress lines go to ``log``. A first build takes about 2 CPU-minutes (190-210 s
+    finished. Progress lines go to ``log``, and with ``progress`` each long step (clips,
+    stimuli, embeddings, training, participants) shows a progress bar on stderr. A first
+    build takes about 2 CPU-minutes (190-210 s
     on a busy 2-core machine, TensorFlow's import included), a reuse well under a second;
     TensorFlow is imported only when something must be computed.
     """
@@ -500,10 +261,17 @@ def build_demo_study(root=None, *, seed: int = 0, force: bool = False, log=print
         else:
             log(f"demo study: finishing an interrupted build in {root}")
         _write_json(root / BUILD_STAMP, stamp)
-        return _build(root, seed, log)
+        return _build(root, seed, log, progress=progress)
 
 
-def _build(root: Path, seed: int, log) -> DemoStudy:
+def _bar(progress: bool, total: int, desc: str, unit: str):
+    """A progress bar on stderr for one step of the build (nothing when not ``progress``)."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"demo study: {desc}", unit=unit, disable=not progress,
+                dynamic_ncols=True)
+
+
+def _build(root: Path, seed: int, log, *, progress: bool = True) -> DemoStudy:
     from concurrent.futures import ThreadPoolExecutor
     missing = [name for name in ("tensorflow", "imageio_ffmpeg")
                if importlib.util.find_spec(name) is None]
@@ -520,17 +288,18 @@ def _build(root: Path, seed: int, log) -> DemoStudy:
         log(f"demo study: {name} done ({timings[name]:.0f} s)")
 
     t0 = time.perf_counter()
-    splits = _make_clips(root, seed, log)
+    splits = _make_clips(root, seed, log, progress)
     stage("clips", t0)
 
     manifest_path = root / "suite" / "manifest.csv"
     verifier = ThreadPoolExecutor(max_workers=2)
     try:
         t0 = time.perf_counter()
-        made, checks = _make_stimuli(root, seed, splits["sources"], verifier, log)
+        made, checks = _make_stimuli(root, seed, splits["sources"], verifier, log, progress)
         stage("stimuli", t0)
         t0 = time.perf_counter()
-        model_accuracy = _make_embeddings_and_models(root, seed, splits, manifest_path, log)
+        model_accuracy = _make_embeddings_and_models(root, seed, splits, manifest_path, log,
+                                                     progress)
         _finish_stimuli(root, made, checks, log)
         stage("embeddings, models and stimulus verification", t0)
     finally:
@@ -540,16 +309,22 @@ def _build(root: Path, seed: int, log) -> DemoStudy:
     manifest = schema.read_csv(manifest_path)
     observers = simulate_observers(N_OBSERVERS, seed=seed)
     human_accuracy = {}
+    bar = _bar(progress, len(observers) * len(TASK_FOLDERS), "simulated participants",
+               "session")
     for task, (humans, _) in TASK_FOLDERS.items():
         log(f"demo study: {len(observers)} simulated participants, {task} task")
         staging = root / f".{humans}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        simulate_participants(manifest, staging, observers, seed=seed, task=task)
+        for i in range(len(observers)):  # one at a time, for the bar
+            simulate_participants(manifest, staging, observers.iloc[i:i + 1], seed=seed,
+                                  task=task)
+            bar.update()
         shutil.rmtree(root / humans, ignore_errors=True)
         _atomic.replace(staging, root / humans)
         human_accuracy[task] = _accuracy_by_condition(pd.concat(
             [pd.read_csv(p, dtype=str, keep_default_na=False)
              for p in sorted((root / humans).glob("*.csv"))]))
+    bar.close()
     schema.write_csv(observers.drop(columns="observer"), root / "observers.csv")
     stage("humans", t0)
 
@@ -631,24 +406,28 @@ def _accuracy_by_condition(table: pd.DataFrame) -> dict:
 
 
 # -- stages ------------------------------------------------------------------------------------
-def _make_clips(root: Path, seed: int, log) -> dict[str, Path]:
+def _make_clips(root: Path, seed: int, log, progress: bool = False) -> dict[str, Path]:
     """Probe clips, and the test-set-layout CSVs of the three splits."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..dataset import synthetic
+    from ..dataset.synthetic.clips import write_probe_clips
     clips = root / "clips"
     n = max(SOURCE_CLIPS)
     log(f"demo study: {n * len(TEST_CLASSES)} probe clips ({CLIP_SECONDS:g} s)")
 
-    def write(part: int) -> Path:
-        # half of the classes each, so that two encoders run at once
-        return synthetic.write_probe_clips(
-            clips / "videos", clips / f".clips-{part}.csv", per_class=n,
-            classes=TEST_CLASSES[part::2], seed=seed, size=CLIP_SIZE, fps=CLIP_FPS,
-            sample_rate_hz=CLIP_SAMPLE_RATE_HZ, duration_s=CLIP_SECONDS)
+    bar = _bar(progress, n * len(TEST_CLASSES), "probe clips", "clip")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        parts = list(pool.map(write, (0, 1)))
+    def write(label: str) -> Path:
+        # one class a task, two at once, so that two encoders run at once
+        csv = write_probe_clips(
+            clips / "videos", clips / f".clips-{label}.csv", per_class=n,
+            classes=(label,), seed=seed, size=CLIP_SIZE, fps=CLIP_FPS,
+            sample_rate_hz=CLIP_SAMPLE_RATE_HZ, duration_s=CLIP_SECONDS)
+        bar.update(n)
+        return csv
+
+    with bar, ThreadPoolExecutor(max_workers=2) as pool:
+        parts = list(pool.map(write, TEST_CLASSES))
     table = pd.concat([schema.read_csv(p) for p in parts], ignore_index=True)
     table = table.sort_values("AVMIT_label", key=lambda c: c.map(schema.LABEL_TO_INT),
                               kind="stable").reset_index(drop=True)
@@ -664,7 +443,8 @@ def _make_clips(root: Path, seed: int, log) -> dict[str, Path]:
     return out
 
 
-def _make_stimuli(root: Path, seed: int, sources_csv: Path, verifier, log):
+def _make_stimuli(root: Path, seed: int, sources_csv: Path, verifier, log,
+                  progress: bool = False):
     """Make the suite; start verifying it on ``verifier`` (a thread pool), one task per source.
 
     Verification decodes every stimulus in ffmpeg, which keeps a core busy while TensorFlow is
@@ -684,7 +464,7 @@ def _make_stimuli(root: Path, seed: int, sources_csv: Path, verifier, log):
                 done["verified"].eq("True").all():
             return done, None
     manifest, failures, _ = generate.generate(demo_suite, sources, out, seed=seed, workers=2,
-                                              progress=False, verify=False)
+                                              progress=progress, verify=False)
     if len(failures):
         raise DatasetError(f"{len(failures)} demo stimuli could not be made (first: "
                            f"{failures['stimulus_id'].iloc[0]}: {failures['error'].iloc[0]})",
@@ -721,8 +501,9 @@ class _Embedder:
     the encoders are built on first use only, so a resumed build whose TFRecords are all there
     never loads them."""
 
-    def __init__(self, root: Path, seed: int, splits: dict, log):
+    def __init__(self, root: Path, seed: int, splits: dict, log, progress: bool = False):
         self.root, self.seed, self.splits, self.log = root, seed, splits, log
+        self.progress = progress
         self.out = root / "embeddings"
         self.encoders = None
 
@@ -754,7 +535,7 @@ class _Embedder:
         self.log(f"demo study: embedding {len(todo)} {split} videos (YAMNet + EfficientNetB0, "
                  "random weights)")
         self.load()
-        report = extract.extract(jobs, *self.encoders, self.out, progress=False)
+        report = extract.extract(jobs, *self.encoders, self.out, progress=self.progress)
         schema.write_csv(report, self.out / f"extract_report_{split}.csv")
         failed = report[report["status"] == "failed"]
         if len(failed):
@@ -769,14 +550,14 @@ class _Interrupted(Exception):
 
 
 def _make_embeddings_and_models(root: Path, seed: int, splits: dict, manifest: Path,
-                                log) -> dict:
+                                log, progress: bool = False) -> dict:
     """Embed the training clips, then train the models while the stimuli are embedded (training
     runs on one core, EfficientNetB0 and ffmpeg fill the other), then predict every stimulus.
     Returns model -> condition -> accuracy."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
     videos = root / "clips" / "videos"
-    embed = _Embedder(root, seed, splits, log)
+    embed = _Embedder(root, seed, splits, log, progress)
     if any(embed.missing(csv, where) for csv, where in (
             (splits["train"], videos), (splits["validation"], videos), (manifest, root / "suite"))):
         embed.load()  # before the training thread seeds Keras and builds its models
@@ -784,7 +565,7 @@ def _make_embeddings_and_models(root: Path, seed: int, splits: dict, manifest: P
     embed(splits["validation"], videos, "validation")
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        trained = pool.submit(_train_models, root, seed, splits, stop, log)
+        trained = pool.submit(_train_models, root, seed, splits, stop, log, progress)
         try:
             embed(manifest, root / "suite", "stimulus")
             run_dirs = trained.result()
@@ -811,7 +592,8 @@ def _demo_configs(seed: int) -> list:
     return out
 
 
-def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
+def _train_models(root: Path, seed: int, splits: dict, stop, log,
+                  progress: bool = False) -> list[Path]:
     """Train every model of :func:`_demo_configs` one after the other (or reuse finished
     runs); their folders. Setting ``stop`` ends a training at the end of its epoch,
     unfinished."""
@@ -819,8 +601,12 @@ def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
     from ..models import training
     keras = _tf.keras()
 
+    configs = _demo_configs(seed)
+    bar = _bar(progress, sum(cfg.epochs for cfg in configs), "training", "epoch")
+
     class StopWhenAsked(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            bar.update()
             if stop.is_set():  # unfinished: no metrics.json, the checkpoint resumes later
                 raise _Interrupted("the demo study build was stopped")
 
@@ -829,14 +615,19 @@ def _train_models(root: Path, seed: int, splits: dict, stop, log) -> list[Path]:
                                     cache=False)
 
     train_split, val_split = load(splits["train"]), load(splits["validation"])
-    run_dirs = []
-    for cfg in _demo_configs(seed):
-        log(f"demo study: training {cfg.name} ({len(train_split)} clips, {cfg.epochs} epochs)")
-        result = training.train(cfg, train_split, val_split, root / "training" / cfg.name,
-                                verbose=0, callbacks=[StopWhenAsked()])
-        log(f"demo study: {cfg.name}: best validation accuracy "
-            f"{result.metrics['val_accuracy']:.2f} (epoch {result.metrics['best_epoch']})")
-        run_dirs.append(result.out_dir)
+    run_dirs, planned = [], 0
+    with bar:
+        for cfg in configs:
+            log(f"demo study: training {cfg.name} ({len(train_split)} clips, {cfg.epochs} "
+                "epochs)")
+            bar.set_postfix_str(cfg.name)
+            result = training.train(cfg, train_split, val_split, root / "training" / cfg.name,
+                                    verbose=0, callbacks=[StopWhenAsked()])
+            planned += cfg.epochs  # a reused run or an early stop: the bar moves on
+            bar.update(max(0, planned - bar.n))
+            log(f"demo study: {cfg.name}: best validation accuracy "
+                f"{result.metrics['val_accuracy']:.2f} (epoch {result.metrics['best_epoch']})")
+            run_dirs.append(result.out_dir)
     return run_dirs
 
 
@@ -844,8 +635,9 @@ def _predict(root: Path, run_dirs: list[Path], manifest: Path, log) -> dict:
     """Predictions for every stimulus as the ``predict`` command makes them (the trained
     folder, the manifest's split, :func:`~avmit_psych.models.evaluation.predict_stimuli`):
     recognition models classify every stimulus the humans classify (all but the semantic
-    swaps, :func:`asked_in_classification`; into ``models``), SAVC models answer the
-    correspondence trial of every stimulus with both modalities (``models_correspondence``).
+    swaps, :func:`~avmit_psych.demo.participants.asked_in_classification`; into ``models``),
+    SAVC models answer the correspondence trial of every stimulus with both modalities
+    (``models_correspondence``).
     Returns task -> model -> condition -> accuracy."""
     from ..dataset import tfrecords
     from ..models import evaluation, training
