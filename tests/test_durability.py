@@ -381,6 +381,36 @@ def test_stimulus_writer_is_durable(fs_log, tmp_path):
     _assert_durable(fs_log, path)
 
 
+def test_a_stimulus_encode_that_dies_leaves_nothing_in_the_suite_folder(tmp_path, monkeypatch):
+    """The audio goes to ffmpeg through a WAV in the system's temporary folder and the video is
+    written under a temporary name: an encode stopped half-way (here ffmpeg is killed) leaves
+    the suite folder as it was."""
+    import subprocess
+    from fractions import Fraction
+
+    from avmit_psych import media
+    folder = tmp_path / "suite" / "barking"
+    folder.mkdir(parents=True)
+    (folder / "done.mp4").write_bytes(b"a finished stimulus")
+    seen = []
+    real_run = subprocess.run
+
+    def killed(args, **kw):
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        raise KeyboardInterrupt  # Ctrl-C while ffmpeg runs
+
+    monkeypatch.setattr(media.subprocess, "run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        media.encode(folder / "x.mp4", np.zeros((3, 16, 16, 3), np.uint8), Fraction(30),
+                     np.zeros((4410, 2)), 44100)
+    monkeypatch.setattr(media.subprocess, "run", real_run)
+    # while ffmpeg ran, the folder held the finished stimulus and at most the hidden
+    # temporary video name; afterwards only what was there before
+    assert all(name == "done.mp4" or name.startswith(".") for names in seen for name in names)
+    assert not any(name.startswith((".audio", "audio")) for names in seen for name in names)
+    assert sorted(p.name for p in folder.iterdir()) == ["done.mp4"]
+
+
 def test_model_writers_are_durable(fs_log, tmp_path):
     from avmit_psych.models import architectures, config, training
     cfg = config.load_config(GRU)
