@@ -40,6 +40,23 @@ def demo_study_parent(tmp_path_factory):
     return tmp_path_factory.mktemp("demo_studies")
 
 
+@pytest.fixture(scope="session")
+def main_job(tmp_path_factory, demo_study_parent):
+    """The README's main job, ``python -m avmit_psych demo``, run once a session as a user runs
+    it (a fresh process, TensorFlow's log level untouched), with a smaller annotation campaign
+    (20,000 videos) and 3 training epochs: (CliResult of stdout/stderr, output folder)."""
+    import os
+    import subprocess
+    import sys
+    out = tmp_path_factory.mktemp("main_job") / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "avmit_psych", "demo", "--out", str(out), "--n-videos", "20000",
+         "--seed", "0", "--epochs", "3", "--demo-root", str(demo_study_parent)],
+        capture_output=True, text=True, cwd=REPO, timeout=1800,
+        env={k: v for k, v in os.environ.items() if k != "AVMIT_PSYCH_VERBOSE"})
+    return CliResult(proc.returncode, proc.stdout, proc.stderr), out
+
+
 class CliResult:
     def __init__(self, code, out, err):
         self.code, self.out, self.err = code, out, err

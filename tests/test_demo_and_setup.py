@@ -56,11 +56,9 @@ def test_requirements_pin_the_chosen_stack():
 
 
 @requires_tf
-def test_demo_runs_the_pipeline_and_ends_with_the_comparison(tmp_path, cli,
-                                                             demo_study_parent):
-    r = cli("", ["demo", "--out", tmp_path / "demo", "--n-videos", "20000", "--seed", "0",
-                 "--epochs", "3", "--demo-root", demo_study_parent])
-    assert r.code == 0, r.err
+def test_demo_runs_the_pipeline_and_ends_with_the_comparison(main_job):
+    r, out = main_job
+    assert r.code == 0, r.err[-3000:]
     # every long step shows a progress bar on stderr: the comparisons' fits always, and the
     # demo study's steps when this run built it (the first run of a session does)
     assert r.err.count("psychometric fits") >= 2
@@ -68,7 +66,6 @@ def test_demo_runs_the_pipeline_and_ends_with_the_comparison(tmp_path, cli,
         for bar in ("demo study: probe clips", "demo_small", "extract", "demo study: training",
                     "demo study: simulated participants"):
             assert f"{bar}: 100%" in r.err.replace("\r", "\n"), bar
-    out = tmp_path / "demo"
     test_set = pd.read_csv(out / "selection" / "test_set.csv")
     assert test_set.groupby("AVMIT_label").size().to_dict() == {c: 60 for c in
                                                                sorted(test_set.AVMIT_label.unique())}

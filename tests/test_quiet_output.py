@@ -63,21 +63,17 @@ def test_tensorflow_start_up_is_silent_unless_verbose():
 
 
 @requires_tf
-def test_the_main_job_prints_no_tensorflow_internals(tmp_path, demo_study_parent):
-    """`bash scripts/demo.sh` runs `python -m avmit_psych demo`; run that command as a user
-    would (a fresh process, smaller campaign) and read everything it printed."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "avmit_psych", "demo", "--out", str(tmp_path / "demo"),
-         "--n-videos", "20000", "--epochs", "1", "--demo-root", str(demo_study_parent)],
-        capture_output=True, text=True, cwd=REPO, timeout=1800,
-        env={k: v for k, v in os.environ.items() if k != "AVMIT_PSYCH_VERBOSE"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    output = proc.stdout + proc.stderr
-    assert "demo finished" in proc.stdout
+def test_the_main_job_prints_no_tensorflow_internals(main_job):
+    """`bash scripts/demo.sh` runs `python -m avmit_psych demo`: the session's run of that
+    command as a user runs it (conftest.main_job), everything it printed."""
+    proc, _ = main_job
+    assert proc.code == 0, proc.err[-3000:]
+    output = proc.out + proc.err
+    assert "demo finished" in proc.out
     assert not NATIVE.search(output), NATIVE.findall(output)[:5]
     assert not any(word in output for word in TF_WORDS)
     # the long steps show progress: both comparisons' psychometric fits
-    assert proc.stderr.count("psychometric fits") >= 2 and "fit/s" in proc.stderr
+    assert proc.err.count("psychometric fits") >= 2 and "fit/s" in proc.err
 
 
 def test_compare_shows_a_progress_bar_for_its_fits_unless_quiet(tmp_path, cli):

@@ -299,3 +299,15 @@ def test_verify_command_flags_a_tampered_stimulus(main_suite, cli, tmp_path):
     assert not v.loc[row["stimulus_id"], "ok"]
     assert "sha256 differs" in v.loc[row["stimulus_id"], "problems"]
     assert v.drop(index=row["stimulus_id"])["ok"].all()
+
+
+def test_probe_clips_are_the_same_files_on_any_number_of_workers(tmp_path):
+    one = synthetic.write_probe_clips(tmp_path / "one", tmp_path / "one.csv", per_class=2,
+                                      classes=("barking", "diving"), workers=1)
+    two = synthetic.write_probe_clips(tmp_path / "two", tmp_path / "two.csv", per_class=2,
+                                      classes=("barking", "diving"), workers=2)
+    assert Path(one).read_bytes() == Path(two).read_bytes()
+    names = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.mp4"))
+    assert len(names) == 4
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -35,7 +35,7 @@ def ensure_demo_pool(root, *, seed: int = 0, per_class: int = 2) -> dict[str, Pa
     for split, n, size in (("pool", per_class, (160, 120)), ("pool_wide", per_class, (224, 126)),
                            ("training", 1, (200, 150)), ("screening", 1, (176, 144))):
         csv = write_probe_clips(root / "videos" / split, root / f".{split}.csv",
-                                          per_class=n, seed=seed + len(rows), size=size)
+                                    per_class=n, seed=seed + len(rows), size=size)
         table = schema.read_csv(csv)
         table["path"] = [f"videos/{split}/{p}" for p in table["new_filename"]]
         table["filename"] = [f"{split}/{f}" for f in table["filename"]]

@@ -58,22 +58,35 @@ def probe_clip_arrays(class_index: int, k: int = 0, *, seed: int = 0, size=(160,
 def write_probe_clips(root, csv_path, *, per_class: int = 2, classes=schema.TEST_CLASSES,
                       seed: int = 0, size=(160, 120), fps: int = 30,
                       sample_rate_hz: int = 44_100, duration_s: float = 3.0,
-                      grey: bool = False):
+                      grey: bool = False, workers: int = 2):
     """Write probe clips as H.264/AAC .mp4 files under ``root`` (``<label>/<label>_<k>.mp4``,
-    the test set's ``new_filename``) and a test-set CSV naming them; returns the CSV path."""
-    root, rows = Path(root), []
+    the test set's ``new_filename``) and a test-set CSV naming them; returns the CSV path.
+
+    Clips already there are kept; the others are encoded ``workers`` at a time (each by its own
+    ffmpeg process; every clip is a function of its class, ``k`` and ``seed`` alone, so the
+    files are the same whatever ``workers``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, rows, missing = Path(root), [], []
     for ci, label in enumerate(classes):
         class_index = schema.LABEL_TO_INT.get(label, ci)
         for k in range(1, per_class + 1):
             new = f"{label}/{label}_{k}.mp4"
-            frames, audio = probe_clip_arrays(class_index, k, seed=seed, size=size, fps=fps,
-                                              sample_rate_hz=sample_rate_hz,
-                                              duration_s=duration_s, grey=grey)
             if not (root / new).exists():
-                encode(root / new, frames, Fraction(fps), audio, sample_rate_hz)
+                missing.append((class_index, k, root / new))
             stem = f"probe-{seed}-{label}-{k}"
             rows.append({"filename": f"{label}/{stem}.mp4", "AVMIT_label": label,
                          "MIT_label": label, "video_location": "training",
                          "new_filename": new,
                          "tfrecord_filename": f"{label}/{stem}.tfrecord"})
+
+    def write(job) -> None:
+        class_index, k, path = job
+        frames, audio = probe_clip_arrays(class_index, k, seed=seed, size=size, fps=fps,
+                                          sample_rate_hz=sample_rate_hz,
+                                          duration_s=duration_s, grey=grey)
+        encode(path, frames, Fraction(fps), audio, sample_rate_hz)
+
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        list(pool.map(write, missing))
     return schema.write_csv(pd.DataFrame(rows), csv_path)
