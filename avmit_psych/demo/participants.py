@@ -67,8 +67,10 @@ def simulated_timing(rng: np.random.Generator) -> dict:
 
 
 def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFrame, *,
-                          seed: int = 0, task: str = "classify") -> list[Path]:
-    """Run every observer through the experiment's trial list and write their data files.
+                          seed: int = 0, task: str = "classify",
+                          on_done=None) -> list[Path]:
+    """Run every observer through the experiment's trial list and write their data files
+    (``on_done()``, when given, is called after each participant's file is finished).
 
     Each observer answers every stimulus of ``manifest`` once, in the participant's seeded
     order (:func:`~avmit_psych.experiments.human_vs_dnn.trial_list`); rows follow
@@ -112,6 +114,8 @@ def simulate_participants(manifest: pd.DataFrame, out_dir, observers: pd.DataFra
                 clock += playback + rt + INTER_TRIAL_S
             writer.finish()
         paths.append(writer.path)
+        if on_done is not None:
+            on_done()
     return paths
 
 

@@ -315,10 +315,8 @@ def _build(root: Path, seed: int, log, *, progress: bool = True) -> DemoStudy:
         log(f"demo study: {len(observers)} simulated participants, {task} task")
         staging = root / f".{humans}.{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        for i in range(len(observers)):  # one at a time, for the bar
-            simulate_participants(manifest, staging, observers.iloc[i:i + 1], seed=seed,
-                                  task=task)
-            bar.update()
+        simulate_participants(manifest, staging, observers, seed=seed, task=task,
+                              on_done=bar.update)
         shutil.rmtree(root / humans, ignore_errors=True)
         _atomic.replace(staging, root / humans)
         human_accuracy[task] = _accuracy_by_condition(pd.concat(
